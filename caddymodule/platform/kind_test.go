@@ -1,0 +1,51 @@
+package platform
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestKinds(t *testing.T) {
+	tests := []struct {
+		in      string
+		kind    Kind
+		apiBase string
+		source  string
+	}{
+		{"wechat", WeChat, "https://api.weixin.qq.com", "wechat-miniprogram"},
+		{"QQ", QQ, "https://api.q.qq.com", "qq-miniprogram"},
+		{"wechat-web", WeChatWeb, "https://api.weixin.qq.com", "wechat-web"},
+		{"wechat-qr", WeChatQR, "https://api.weixin.qq.com", "wechat-web"},
+	}
+	for _, tt := range tests {
+		k, err := ParseKind(tt.in)
+		if err != nil || k != tt.kind {
+			t.Errorf("ParseKind(%q) = %q, %v; want %q", tt.in, k, err, tt.kind)
+			continue
+		}
+		if got := k.DefaultAPIBase(); got != tt.apiBase {
+			t.Errorf("%s.DefaultAPIBase() = %q, want %q", k, got, tt.apiBase)
+		}
+		if got := k.Source(); got != tt.source {
+			t.Errorf("%s.Source() = %q, want %q", k, got, tt.source)
+		}
+	}
+}
+
+func TestParseKindRejects(t *testing.T) {
+	for _, in := range []string{"", "weixin", "wechat "} {
+		_, err := ParseKind(in)
+		if err == nil {
+			t.Errorf("ParseKind(%q) succeeded", in)
+			continue
+		}
+		for _, valid := range []string{"wechat", "qq", "wechat-web", "wechat-qr"} {
+			if !strings.Contains(err.Error(), valid) {
+				t.Errorf("ParseKind(%q) error %q does not list %q", in, err, valid)
+			}
+		}
+	}
+	if Kind("nope").DefaultAPIBase() != "" || Kind("nope").Source() != "" {
+		t.Error("an unknown kind has a base URL or source")
+	}
+}
