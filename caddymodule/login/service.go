@@ -1,0 +1,225 @@
+// Package login turns a platform login code into the gateway's own login
+// state: it exchanges the code once, keeps the session_key on the server and
+// issues an access token and a refresh token.
+package login
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+)
+
+// CodeLifetime is how long the platform accepts a login code, and so how
+// long a repeated post of one code is answered from what we already know.
+const CodeLifetime = 5 * time.Minute
+
+// Exchanger trades a login code for the user's identity (code2Session).
+type Exchanger interface {
+	Code2Session(ctx context.Context, app platform.App, code string) (*platform.Session, error)
+}
+
+// Service logs users in. Its zero value is not usable; fill every field.
+type Service struct {
+	Exchanger  Exchanger
+	Store      *session.Store
+	Codec      *token.Codec
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	Now        func() time.Time // nil means time.Now
+
+	mu      sync.Mutex
+	flights map[[32]byte]*codeFlight
+	swept   time.Time
+}
+
+// Result is a new login session, ready to be answered to the client.
+type Result struct {
+	AccessToken   string
+	AccessExpires time.Time
+	RefreshToken  string
+	Session       *session.Session
+	User          *session.User
+}
+
+// codeFlight is one exchange of one code. Everyone who posts the same code
+// while it is in flight waits for it; after it succeeds, later posts reuse
+// its answer until the code's lifetime ends.
+type codeFlight struct {
+	done    chan struct{}
+	expires time.Time
+	rec     *session.CodeRecord // set on success
+	err     error               // set on failure
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Login exchanges code for app's user and starts a new session for them.
+//
+// A code is exchanged with the platform at most once per node while it
+// lives, and the outcome is written to storage so other nodes reuse it too:
+// clients retry and double-tap, and the platform answers a second exchange
+// with 40163. Each post still gets a session of its own, because handing one
+// refresh token to two clients would make the second one's refresh look
+// like theft.
+func (s *Service) Login(ctx context.Context, app platform.App, code string) (*Result, error) {
+	rec, err := s.exchangeOnce(ctx, app, code)
+	if err != nil {
+		return nil, err
+	}
+	user, err := s.Store.LoadUser(ctx, app.AppID, rec.OpenID)
+	if errors.Is(err, session.ErrNotFound) {
+		// Another node exchanged the code and its user record is not
+		// visible here (yet); the code record alone is enough to log in.
+		user, err = &session.User{AppID: app.AppID, OpenID: rec.OpenID, UnionID: rec.UnionID}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.startSession(ctx, app, user)
+}
+
+func (s *Service) exchangeOnce(ctx context.Context, app platform.App, code string) (*session.CodeRecord, error) {
+	key := sha256.Sum256([]byte(app.AppID + "\x00" + code))
+	now := s.now()
+
+	s.mu.Lock()
+	s.sweepLocked(now)
+	f, ok := s.flights[key]
+	if ok && now.Before(f.expires) {
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.rec, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f = &codeFlight{done: make(chan struct{}), expires: now.Add(CodeLifetime)}
+	if s.flights == nil {
+		s.flights = make(map[[32]byte]*codeFlight)
+	}
+	s.flights[key] = f
+	s.mu.Unlock()
+
+	// The exchange belongs to everyone waiting on it, not only to the
+	// request that started it: a client that hangs up must not fail the
+	// others. The platform client's own timeout still bounds it.
+	f.rec, f.err = s.exchange(context.WithoutCancel(ctx), app, code, now)
+	if f.err != nil {
+		// Only successes are remembered: after a failure (the platform was
+		// busy, say) the next post of the code asks again.
+		s.mu.Lock()
+		if s.flights[key] == f {
+			delete(s.flights, key)
+		}
+		s.mu.Unlock()
+	}
+	close(f.done)
+	return f.rec, f.err
+}
+
+// sweepLocked drops finished flights whose code has expired, at most once a
+// minute, so the map stays as small as the codes of the last five minutes.
+func (s *Service) sweepLocked(now time.Time) {
+	if now.Sub(s.swept) < time.Minute {
+		return
+	}
+	s.swept = now
+	for k, f := range s.flights {
+		if !now.Before(f.expires) {
+			delete(s.flights, k)
+		}
+	}
+}
+
+func (s *Service) exchange(ctx context.Context, app platform.App, code string, now time.Time) (*session.CodeRecord, error) {
+	if rec, err := s.Store.LoadCode(ctx, app.AppID, code, now); err == nil {
+		return rec, nil // exchanged on another node
+	}
+	ps, err := s.Exchanger.Code2Session(ctx, app, code)
+	if err != nil {
+		if pe := platform.AsError(err); pe != nil && pe.Errcode == 40163 {
+			// "Code been used": another node may have exchanged it an
+			// instant ago and written down whose it was.
+			if rec, lerr := s.Store.LoadCode(ctx, app.AppID, code, now); lerr == nil {
+				return rec, nil
+			}
+		}
+		return nil, err
+	}
+	if _, err := s.Store.UpdateUser(ctx, app.AppID, ps.OpenID, func(u *session.User) error {
+		if ps.UnionID != "" {
+			u.UnionID = ps.UnionID
+		}
+		// The platform keeps only the newest session_key per user.
+		u.SessionKey = ps.SessionKey
+		u.SessionKeyUpdated = now
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("saving the user's session key: %w", err)
+	}
+	rec := &session.CodeRecord{AppID: app.AppID, OpenID: ps.OpenID, UnionID: ps.UnionID, Expires: now.Add(CodeLifetime)}
+	// Best effort: without it, only another node's retry of this code would
+	// fail (40163 → invalid_code); this node remembers it in memory anyway.
+	_ = s.Store.SaveCode(ctx, code, rec)
+	return rec, nil
+}
+
+// startSession stores a new session for user and issues its tokens.
+func (s *Service) startSession(ctx context.Context, app platform.App, user *session.User) (*Result, error) {
+	now := s.now()
+	id, err := session.NewSessionID()
+	if err != nil {
+		return nil, err
+	}
+	refresh, refreshHash, err := token.NewRefreshToken()
+	if err != nil {
+		return nil, err
+	}
+	sess := &session.Session{
+		ID:             id,
+		AppID:          app.AppID,
+		OpenID:         user.OpenID,
+		Source:         app.Kind.Source(),
+		Created:        now,
+		RefreshHash:    refreshHash,
+		RefreshExpires: now.Add(s.RefreshTTL),
+	}
+	if err := s.Store.SaveSession(ctx, sess); err != nil {
+		return nil, fmt.Errorf("saving the new session: %w", err)
+	}
+	access, expires, err := s.Codec.Issue(IdentityOf(sess, user), now, s.AccessTTL)
+	if err != nil {
+		return nil, fmt.Errorf("issuing the access token: %w", err)
+	}
+	return &Result{AccessToken: access, AccessExpires: expires, RefreshToken: refresh, Session: sess, User: user}, nil
+}
+
+// IdentityOf is what an access token for sess asserts.
+func IdentityOf(sess *session.Session, user *session.User) token.Identity {
+	id := token.Identity{
+		SessionID: sess.ID,
+		AppID:     sess.AppID,
+		OpenID:    sess.OpenID,
+		UnionID:   user.UnionID,
+		Source:    sess.Source,
+		Phone:     user.Phone,
+	}
+	if user.Profile != nil {
+		id.Nickname = user.Profile.Nickname
+		id.AvatarURL = user.Profile.AvatarURL
+	}
+	return id
+}

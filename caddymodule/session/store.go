@@ -1,0 +1,236 @@
+// Package session keeps the gateway's server-side state in Caddy's storage:
+// one record per user (the platform's session_key, the profile) and one per
+// login session (the refresh-token hash and expiry). Because it only needs
+// certmagic.Storage, every Caddy node that shares a storage backend shares
+// these records, and a restart finds them where it left them.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io/fs"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// Prefix is the storage folder that holds everything this gateway writes.
+const Prefix = "wxauth"
+
+// ErrNotFound means the record does not exist (never stored, or removed).
+var ErrNotFound = errors.New("not found")
+
+// Profile is what the user chose to show: nickname and avatar.
+type Profile struct {
+	Nickname  string `json:"nickname"`
+	AvatarURL string `json:"avatar_url"`
+}
+
+// User is one person in one app, keyed by (appid, openid).
+type User struct {
+	AppID   string   `json:"appid"`
+	OpenID  string   `json:"openid"`
+	UnionID string   `json:"unionid,omitempty"`
+	Profile *Profile `json:"profile,omitempty"`
+	Phone   string   `json:"phone,omitempty"`
+
+	// SessionKey is the platform's key for this user's encrypted data. The
+	// platform keeps only the newest one per user, so neither do we. It never
+	// leaves the server: not in a token, an answer or a log line.
+	SessionKey        string    `json:"session_key"`
+	SessionKeyUpdated time.Time `json:"session_key_updated"`
+}
+
+// String keeps the session_key out of anything that prints a User.
+func (u *User) String() string {
+	return fmt.Sprintf("user(%s/%s)", u.AppID, u.OpenID)
+}
+
+// Session is one login: what a refresh token trades against.
+type Session struct {
+	ID      string    `json:"id"`
+	AppID   string    `json:"appid"`
+	OpenID  string    `json:"openid"`
+	Source  string    `json:"source"`
+	Created time.Time `json:"created"`
+
+	// RefreshHash is the hash of the current refresh token; the token itself
+	// is never stored.
+	RefreshHash    string    `json:"refresh_hash"`
+	RefreshExpires time.Time `json:"refresh_expires"`
+}
+
+// CodeRecord remembers which user a login code was exchanged for, so a
+// retried or double-tapped code logs the same user in again without asking
+// the platform, which would answer 40163 for a second exchange.
+type CodeRecord struct {
+	AppID   string    `json:"appid"`
+	OpenID  string    `json:"openid"`
+	UnionID string    `json:"unionid,omitempty"`
+	Expires time.Time `json:"expires"`
+}
+
+// Store reads and writes records in Caddy storage.
+type Store struct {
+	storage certmagic.Storage
+
+	// userLocks serialise read-modify-write of one user's record on this
+	// node, so a login and a profile update of the same user cannot undo
+	// each other. Striped: a fixed array, no per-user allocation.
+	userLocks [64]sync.Mutex
+	lockSeed  maphash.Seed
+}
+
+// NewStore returns a Store on top of storage (usually ctx.Storage()).
+func NewStore(storage certmagic.Storage) *Store {
+	return &Store{storage: storage, lockSeed: maphash.MakeSeed()}
+}
+
+// Storage is the underlying storage, for callers that need its locks.
+func (s *Store) Storage() certmagic.Storage { return s.storage }
+
+// safeKeyPart is what may appear in a storage key taken from outside: appids
+// and openids from the platform, session ids we made. Anything else could
+// walk out of the storage folder on a file system.
+var safeKeyPart = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidID reports whether s may be used as part of a storage key.
+func ValidID(s string) bool { return safeKeyPart.MatchString(s) }
+
+func userKey(appid, openid string) string {
+	return Prefix + "/users/" + appid + "/" + openid + ".json"
+}
+
+func sessionKey(id string) string { return Prefix + "/sessions/" + id + ".json" }
+
+func codeKey(appid, code string) string {
+	sum := sha256.Sum256([]byte(appid + "\x00" + code))
+	return Prefix + "/codes/" + hex.EncodeToString(sum[:]) + ".json"
+}
+
+// NewSessionID returns a fresh random session id (128 bits).
+func NewSessionID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// LoadUser returns the user, or ErrNotFound.
+func (s *Store) LoadUser(ctx context.Context, appid, openid string) (*User, error) {
+	if !ValidID(appid) || !ValidID(openid) {
+		return nil, ErrNotFound
+	}
+	var u User
+	if err := s.load(ctx, userKey(appid, openid), &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// SaveUser writes the user record whole.
+func (s *Store) SaveUser(ctx context.Context, u *User) error {
+	if !ValidID(u.AppID) || !ValidID(u.OpenID) {
+		return fmt.Errorf("refusing to store user with unsafe appid or openid")
+	}
+	return s.save(ctx, userKey(u.AppID, u.OpenID), u)
+}
+
+// UpdateUser loads the user (or starts a new record when there is none),
+// lets fn change it, and saves it. fn returning an error leaves the stored
+// record untouched.
+func (s *Store) UpdateUser(ctx context.Context, appid, openid string, fn func(u *User) error) (*User, error) {
+	if !ValidID(appid) || !ValidID(openid) {
+		return nil, fmt.Errorf("refusing to store user with unsafe appid or openid")
+	}
+	mu := &s.userLocks[maphash.String(s.lockSeed, appid+"/"+openid)%uint64(len(s.userLocks))]
+	mu.Lock()
+	defer mu.Unlock()
+	u, err := s.LoadUser(ctx, appid, openid)
+	if errors.Is(err, ErrNotFound) {
+		u, err = &User{AppID: appid, OpenID: openid}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(u); err != nil {
+		return nil, err
+	}
+	if err := s.SaveUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// LoadSession returns the session, or ErrNotFound.
+func (s *Store) LoadSession(ctx context.Context, id string) (*Session, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	var sess Session
+	if err := s.load(ctx, sessionKey(id), &sess); err != nil {
+		return nil, err
+	}
+	return &sess, nil
+}
+
+// SaveSession writes the session record whole.
+func (s *Store) SaveSession(ctx context.Context, sess *Session) error {
+	if !ValidID(sess.ID) {
+		return fmt.Errorf("refusing to store session with unsafe id")
+	}
+	return s.save(ctx, sessionKey(sess.ID), sess)
+}
+
+// LoadCode returns the record of an exchanged login code, or ErrNotFound
+// (also when it has expired at now).
+func (s *Store) LoadCode(ctx context.Context, appid, code string, now time.Time) (*CodeRecord, error) {
+	var rec CodeRecord
+	if err := s.load(ctx, codeKey(appid, code), &rec); err != nil {
+		return nil, err
+	}
+	if !now.Before(rec.Expires) || rec.AppID != appid {
+		return nil, ErrNotFound
+	}
+	return &rec, nil
+}
+
+// SaveCode remembers that code was exchanged for rec's user.
+func (s *Store) SaveCode(ctx context.Context, code string, rec *CodeRecord) error {
+	return s.save(ctx, codeKey(rec.AppID, code), rec)
+}
+
+func (s *Store) load(ctx context.Context, key string, v any) error {
+	data, err := s.storage.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("loading %s from storage: %w", key, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("storage record %s is corrupt (%v); delete it to start over", key, err)
+	}
+	return nil
+}
+
+func (s *Store) save(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", key, err)
+	}
+	if err := s.storage.Store(ctx, key, data); err != nil {
+		return fmt.Errorf("saving %s to storage: %w", key, err)
+	}
+	return nil
+}
