@@ -1,0 +1,173 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+)
+
+// maxJSONBody caps JSON request bodies. The largest legitimate one is a
+// legacy login with encrypted user data, a few KiB.
+const maxJSONBody = 64 << 10
+
+// maxCodeLength: platform codes are 32 characters; anything much longer is
+// not a code, and would only be sent to the platform to be refused.
+const maxCodeLength = 256
+
+func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, endpoint string) {
+	switch endpoint {
+	case "login":
+		h.serveLogin(w, r)
+	default:
+		writeError(w, errNotFound())
+	}
+}
+
+// sessionAnswer is the contract's session shape.
+type sessionAnswer struct {
+	AccessToken  string           `json:"access_token"`
+	TokenType    string           `json:"token_type"`
+	ExpiresIn    int64            `json:"expires_in"`
+	RefreshToken string           `json:"refresh_token"`
+	OpenID       string           `json:"openid"`
+	UnionID      string           `json:"unionid,omitempty"`
+	AppID        string           `json:"appid"`
+	HasProfile   bool             `json:"has_profile"`
+	Profile      *session.Profile `json:"profile"`
+}
+
+func newSessionAnswer(res *login.Result, now time.Time) sessionAnswer {
+	return sessionAnswer{
+		AccessToken:  res.AccessToken,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(res.AccessExpires.Sub(now).Round(time.Second) / time.Second),
+		RefreshToken: res.RefreshToken,
+		OpenID:       res.User.OpenID,
+		UnionID:      res.User.UnionID,
+		AppID:        res.Session.AppID,
+		HasProfile:   res.User.Profile != nil,
+		Profile:      res.User.Profile,
+	}
+}
+
+type loginRequest struct {
+	Code  string `json:"code"`
+	AppID string `json:"appid"`
+}
+
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if e := decodeJSON(w, r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if req.Code == "" {
+		writeError(w, errInvalidRequest(`"code" is required: post {"code": "<the code from wx.login>"}`))
+		return
+	}
+	if len(req.Code) > maxCodeLength {
+		writeError(w, errInvalidRequest(`"code" is too long to be a wx.login code`))
+		return
+	}
+	app, e := h.appFor(req.AppID)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+
+	res, err := h.logins.Login(r.Context(), app, req.Code)
+	if err != nil {
+		h.writeLoginError(w, app, err)
+		return
+	}
+	h.logger.Info("login",
+		zap.String("appid", app.AppID),
+		zap.String("openid", res.User.OpenID),
+		zap.String("result", "ok"))
+	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
+}
+
+func (h *Handler) writeLoginError(w http.ResponseWriter, app platform.App, err error) {
+	if pe := platform.AsError(err); pe != nil {
+		h.logger.Warn("login refused by the platform",
+			zap.String("appid", app.AppID),
+			zap.String("result", string(pe.Code)),
+			zap.Int("errcode", pe.Errcode),
+			zap.String("detail", pe.Message))
+		writeError(w, platformError(pe))
+		return
+	}
+	// Storage failures and the like: the error text names storage keys, never
+	// a secret, so it is safe to log.
+	h.logger.Error("login failed", zap.String("appid", app.AppID), zap.Error(err))
+	writeError(w, errInternal())
+}
+
+// appFor picks the app a request names, or the only one configured.
+func (h *Handler) appFor(appid string) (platform.App, *apiError) {
+	if appid == "" {
+		if h.onlyApp != nil {
+			return *h.onlyApp, nil
+		}
+		return platform.App{}, errInvalidRequest(`"appid" is required: this gateway serves several apps`)
+	}
+	app, ok := h.apps[appid]
+	if !ok {
+		return platform.App{}, errInvalidRequest(`unknown "appid": it is not configured on this gateway`)
+	}
+	return app, nil
+}
+
+// decodeJSON reads a POSTed JSON object into v, answering the contract's
+// errors for the wrong method, Content-Type, size or shape.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	if r.Method != http.MethodPost {
+		return errMethod(http.MethodPost)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return errMediaType("application/json")
+	}
+	body := http.MaxBytesReader(w, r.Body, maxJSONBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	// One object, nothing after it.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			if e := jsonError(err); e.Code == "body_too_large" {
+				return e
+			}
+		}
+		return errInvalidRequest("the body must be a single JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) *apiError {
+	var tooLarge *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return errBodyTooLarge(maxJSONBody)
+	case errors.Is(err, io.EOF):
+		return errInvalidRequest("the body is empty; send a JSON object")
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return errInvalidRequest("the body must be a JSON object")
+		}
+		return errInvalidRequest(`field "` + field + `" must be a ` + typeErr.Type.String())
+	default:
+		return errInvalidRequest("the body is not valid JSON")
+	}
+}

@@ -1,0 +1,123 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
+	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+)
+
+// ServeHTTP serves the login endpoints under the prefix and gates the rest.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if endpoint, ok := h.endpoint(r.URL.Path); ok {
+		h.serveEndpoint(w, r, endpoint)
+		return nil
+	}
+	return h.gate(w, r, next)
+}
+
+// endpoint reports whether path is under the endpoint prefix, and the rest
+// of the path after it ("login" for /wx/login).
+func (h *Handler) endpoint(path string) (string, bool) {
+	if !strings.HasPrefix(path, h.prefix) {
+		return "", false
+	}
+	rest := path[len(h.prefix):]
+	if rest == "" {
+		return "", true
+	}
+	if rest[0] != '/' {
+		return "", false // /wxfoo is not ours
+	}
+	return rest[1:], true
+}
+
+// gate strips forged identity headers, then lets the request through with
+// verified identity headers, anonymously (optional mode), or not at all.
+func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// First, whatever happens next: the upstream must never see an identity
+	// header the client wrote.
+	identity.Strip(r.Header)
+
+	raw, present := bearerToken(r)
+	if !present {
+		if h.Optional {
+			return next.ServeHTTP(w, r)
+		}
+		writeError(w, errLoginRequired())
+		return nil
+	}
+	v, err := h.verify(raw)
+	if err != nil {
+		// A token that was sent but does not verify is refused even in
+		// optional mode: the client must learn to refresh or log in again
+		// rather than silently become anonymous.
+		writeError(w, tokenError(err))
+		return nil
+	}
+
+	// The token proves identity to us; the upstream gets the identity, not
+	// the credential.
+	r.Header.Del("Authorization")
+	v.headers.Apply(r.Header)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	setUserPlaceholders(repl, &v.id)
+	return next.ServeHTTP(w, r)
+}
+
+// verify checks a token, from the cache when it was seen before.
+func (h *Handler) verify(raw string) (*verified, error) {
+	now := time.Now()
+	if v, ok := h.cache.Get(raw, now); ok {
+		return v, nil
+	}
+	id, expires, err := h.codec.Verify(raw, now)
+	if err != nil {
+		return nil, err
+	}
+	if _, known := h.apps[id.AppID]; !known {
+		// Signed by us, but for an app no longer configured.
+		return nil, token.ErrInvalid
+	}
+	v := &verified{id: id, headers: identity.NewHeaders(id, h.ForwardPhone)}
+	h.cache.Set(raw, v, expires, int64(len(raw)+v.headers.Size()+256))
+	return v, nil
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header, and
+// whether the client sent one at all (an empty one counts as sent).
+func bearerToken(r *http.Request) (string, bool) {
+	auth := r.Header.Get("Authorization")
+	if strings.EqualFold(auth, "bearer") {
+		return "", true // the scheme with no token (HTTP trims the space)
+	}
+	const scheme = "bearer "
+	if len(auth) < len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimSpace(auth[len(scheme):]), true
+}
+
+func setUserPlaceholders(repl *caddy.Replacer, id *token.Identity) {
+	repl.Set("http.auth.user.id", id.OpenID)
+	repl.Set("http.auth.user.openid", id.OpenID)
+	repl.Set("http.auth.user.appid", id.AppID)
+	repl.Set("http.auth.user.unionid", id.UnionID)
+	repl.Set("http.auth.user.nickname", id.Nickname)
+	repl.Set("http.auth.user.source", id.Source)
+}
+
+func tokenError(err error) *apiError {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return errTokenExpired()
+	default:
+		return errTokenInvalid()
+	}
+}

@@ -1,0 +1,334 @@
+// Package caddymodule is the Caddy glue of caddy-wxauth: the
+// http.handlers.wxauth module, its Caddyfile directive, and the HTTP face of
+// the login endpoints and the identity gate. The work itself lives in plain
+// packages beside it (platform, token, session, login, identity).
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
+	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults, as the contract states them.
+const (
+	DefaultEndpoints       = "/wx"
+	DefaultAccessTTL       = 2 * time.Hour
+	DefaultRefreshTTL      = 720 * time.Hour
+	minSigningKeyLength    = 32
+	defaultTokenCacheBytes = token.DefaultCacheMaxCost
+)
+
+// Handler is the wxauth gateway: it serves the login endpoints under its
+// prefix and lets every other request through only with a valid token,
+// carrying verified identity headers upstream.
+type Handler struct {
+	// Apps are the mini programs (and later web apps) this gateway logs in.
+	Apps []AppConfig `json:"apps,omitempty"`
+
+	// Sandbox answers every platform call in-process with a fake platform:
+	// no credentials, no network. For development only.
+	Sandbox bool `json:"sandbox,omitempty"`
+
+	// APIBase overrides every app's platform API base URL.
+	APIBase string `json:"api_base,omitempty"`
+
+	// OpenBase overrides https://open.weixin.qq.com, where web logins go.
+	OpenBase string `json:"open_base,omitempty"`
+
+	// Endpoints is the path prefix of the login endpoints. Default /wx.
+	Endpoints string `json:"endpoints,omitempty"`
+
+	// Optional lets requests without a token through, anonymously.
+	Optional bool `json:"optional,omitempty"`
+
+	// AccessTTL is the lifetime of an access token. Default 2h.
+	AccessTTL caddy.Duration `json:"access_ttl,omitempty"`
+
+	// RefreshTTL is the lifetime of a refresh token. Default 720h.
+	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+
+	// SigningKey switches tokens to HS256 with this key (>= 32 bytes).
+	// Placeholders such as {env.WX_SIGNING_KEY} are replaced at start-up.
+	// Default: an Ed25519 key created once and kept in Caddy storage.
+	SigningKey string `json:"signing_key,omitempty"`
+
+	// ForwardPhone also sends X-WX-PHONE upstream.
+	ForwardPhone bool `json:"forward_phone,omitempty"`
+
+	// PlatformTimeout bounds each call to the platform. Default 5s.
+	PlatformTimeout caddy.Duration `json:"platform_timeout,omitempty"`
+
+	// TokenCacheBytes bounds the memory of the verified-token cache.
+	TokenCacheBytes int64 `json:"token_cache_bytes,omitempty"`
+
+	apps      map[string]platform.App // by appid, secrets resolved
+	onlyApp   *platform.App           // set when exactly one app is configured
+	prefix    string
+	codec     *token.Codec
+	cache     *token.Cache[*verified]
+	logins    *login.Service
+	store     *session.Store
+	logger    *zap.Logger
+	accessTTL time.Duration
+}
+
+// AppConfig is one mini program or web app.
+type AppConfig struct {
+	AppID string `json:"appid"`
+	// Secret is the appsecret; {env.*} and {file.*} placeholders keep it
+	// out of the config itself (and out of the admin API's /config).
+	Secret   string `json:"secret,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	APIBase  string `json:"api_base,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wxauth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves secrets, loads the signing key and builds the services.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if err := h.checkConfig(); err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+
+	h.prefix = strings.TrimSuffix(h.Endpoints, "/")
+	if h.prefix == "" {
+		h.prefix = DefaultEndpoints
+	}
+	h.accessTTL = durationOr(h.AccessTTL, DefaultAccessTTL)
+	refreshTTL := durationOr(h.RefreshTTL, DefaultRefreshTTL)
+
+	h.apps = make(map[string]platform.App, len(h.Apps))
+	for _, ac := range h.Apps {
+		app, err := h.resolveApp(ac, repl)
+		if err != nil {
+			return err
+		}
+		h.apps[app.AppID] = app
+	}
+	if len(h.Apps) == 1 {
+		only := h.apps[h.Apps[0].AppID]
+		h.onlyApp = &only
+	}
+
+	h.store = session.NewStore(ctx.Storage())
+	if err := h.loadCodec(ctx, repl); err != nil {
+		return err
+	}
+
+	cacheBytes := h.TokenCacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = defaultTokenCacheBytes
+	}
+	cache, err := token.NewCache[*verified](cacheBytes)
+	if err != nil {
+		return fmt.Errorf("creating the token cache: %v", err)
+	}
+	h.cache = cache
+
+	client := &platform.Client{Timeout: time.Duration(h.PlatformTimeout)}
+	if h.Sandbox {
+		client.HTTP = &http.Client{Transport: sandbox.Transport()}
+		h.logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production")
+	}
+	h.logins = &login.Service{
+		Exchanger:  client,
+		Store:      h.store,
+		Codec:      h.codec,
+		AccessTTL:  h.accessTTL,
+		RefreshTTL: refreshTTL,
+	}
+	return nil
+}
+
+func (h *Handler) loadCodec(ctx caddy.Context, repl *caddy.Replacer) error {
+	if h.SigningKey != "" {
+		key := repl.ReplaceKnown(h.SigningKey, "")
+		codec, err := token.NewHS256Codec([]byte(key))
+		if err != nil {
+			return fmt.Errorf("wxauth: signing_key: %v", err)
+		}
+		h.codec = codec
+		return nil
+	}
+	key, err := token.LoadOrCreateEd25519(ctx, ctx.Storage())
+	if err != nil {
+		return fmt.Errorf("wxauth: loading the token signing key from Caddy storage: %v", err)
+	}
+	h.codec = token.NewEd25519Codec(key)
+	return nil
+}
+
+// resolveApp turns one app's config into what the platform client needs,
+// replacing placeholders in the secret.
+func (h *Handler) resolveApp(ac AppConfig, repl *caddy.Replacer) (platform.App, error) {
+	kind, err := platform.ParseKind(defaultString(ac.Platform, string(platform.WeChat)))
+	if err != nil {
+		return platform.App{}, fmt.Errorf("wxauth: app %s: %v", ac.AppID, err)
+	}
+	app := platform.App{AppID: ac.AppID, Kind: kind, APIBase: ac.APIBase}
+	if app.APIBase == "" {
+		app.APIBase = h.APIBase
+	}
+	if h.Sandbox {
+		return app, nil
+	}
+	app.Secret = repl.ReplaceKnown(ac.Secret, "")
+	if app.Secret == "" {
+		hint := ""
+		if strings.Contains(ac.Secret, "{") {
+			hint = fmt.Sprintf(" (%s resolved to nothing: is the variable or file there?)", ac.Secret)
+		}
+		return platform.App{}, fmt.Errorf("wxauth: app %s has no secret%s; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID, hint)
+	}
+	return app, nil
+}
+
+// checkConfig finds the mistakes that need no outside state. It runs from
+// Provision, so `caddy validate` and `caddy run` report them alike.
+func (h *Handler) checkConfig() error {
+	if len(h.Apps) == 0 {
+		return errors.New("wxauth: no app configured; add `app <appid> { secret ... }` (or `app <appid>` with `sandbox`)")
+	}
+	seen := make(map[string]bool, len(h.Apps))
+	for _, ac := range h.Apps {
+		if !session.ValidID(ac.AppID) {
+			return fmt.Errorf("wxauth: appid %q is not valid: use letters, digits, '_' or '-' (e.g. wx1234567890abcdef)", ac.AppID)
+		}
+		if seen[ac.AppID] {
+			return fmt.Errorf("wxauth: app %s is configured twice", ac.AppID)
+		}
+		seen[ac.AppID] = true
+		kind, err := platform.ParseKind(defaultString(ac.Platform, string(platform.WeChat)))
+		if err != nil {
+			return fmt.Errorf("wxauth: app %s: %v", ac.AppID, err)
+		}
+		if kind == platform.WeChatWeb || kind == platform.WeChatQR {
+			return fmt.Errorf("wxauth: app %s: platform %s (web login) is not supported by this version yet; use wechat or qq", ac.AppID, kind)
+		}
+		if ac.Scope != "" {
+			return fmt.Errorf("wxauth: app %s: scope applies only to web apps (platform wechat-web or wechat-qr)", ac.AppID)
+		}
+		if !h.Sandbox && ac.Secret == "" {
+			return fmt.Errorf("wxauth: app %s has no secret; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID)
+		}
+		if err := checkBaseURL("api_base", ac.APIBase); err != nil {
+			return fmt.Errorf("wxauth: app %s: %v", ac.AppID, err)
+		}
+	}
+	if h.Sandbox && h.APIBase != "" {
+		return errors.New("wxauth: sandbox and api_base both set: sandbox answers every platform call in-process, so remove one of them")
+	}
+	if err := checkBaseURL("api_base", h.APIBase); err != nil {
+		return fmt.Errorf("wxauth: %v", err)
+	}
+	if err := checkBaseURL("open_base", h.OpenBase); err != nil {
+		return fmt.Errorf("wxauth: %v", err)
+	}
+	if h.Endpoints != "" && (!strings.HasPrefix(h.Endpoints, "/") || strings.ContainsAny(h.Endpoints, "?#* ") || strings.TrimSuffix(h.Endpoints, "/") == "") {
+		return fmt.Errorf("wxauth: endpoints %q must be a path prefix such as /wx or /auth/wx", h.Endpoints)
+	}
+	if h.SigningKey != "" && !strings.Contains(h.SigningKey, "{") && len(h.SigningKey) < minSigningKeyLength {
+		return fmt.Errorf("wxauth: signing_key is %d bytes; it must be at least %d bytes of random data (e.g. openssl rand -base64 48)", len(h.SigningKey), minSigningKeyLength)
+	}
+	for _, d := range []struct {
+		name  string
+		value caddy.Duration
+	}{{"access_ttl", h.AccessTTL}, {"refresh_ttl", h.RefreshTTL}, {"platform_timeout", h.PlatformTimeout}} {
+		if d.value < 0 {
+			return fmt.Errorf("wxauth: %s must be positive", d.name)
+		}
+	}
+	if h.AccessTTL > 0 && h.AccessTTL < caddy.Duration(time.Minute) {
+		return errors.New("wxauth: access_ttl must be at least 1m")
+	}
+	if durationOr(h.RefreshTTL, DefaultRefreshTTL) < durationOr(h.AccessTTL, DefaultAccessTTL) {
+		return errors.New("wxauth: refresh_ttl must not be shorter than access_ttl")
+	}
+	if h.TokenCacheBytes < 0 {
+		return errors.New("wxauth: token_cache_bytes must be positive")
+	}
+	return nil
+}
+
+func checkBaseURL(name, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return fmt.Errorf("%s %q must be an http(s) URL such as https://api.weixin.qq.com", name, raw)
+	}
+	return nil
+}
+
+// Validate is called after Provision (and by `caddy validate`).
+func (h *Handler) Validate() error {
+	if h.codec == nil || len(h.apps) == 0 {
+		return errors.New("wxauth: not provisioned")
+	}
+	return nil
+}
+
+// Cleanup releases the token cache.
+func (h *Handler) Cleanup() error {
+	if h.cache != nil {
+		h.cache.Close()
+	}
+	return nil
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return time.Duration(d)
+	}
+	return def
+}
+
+func defaultString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// verified is what the gate keeps per token it has checked.
+type verified struct {
+	id      token.Identity
+	headers identity.Headers
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
