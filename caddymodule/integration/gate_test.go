@@ -1,0 +1,264 @@
+package integration
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// forgedHeaderNames are spellings of identity headers a client may try to
+// slip past the gate.
+var forgedHeaderNames = []string{
+	"X-WX-OPENID", "x-wx-openid", "X-Wx-Openid", "X_WX_OPENID", "X-Wx_OpenId",
+	"x_wx_unionid", "X-WX-APPID", "X-WX-NICKNAME", "X-WX-PHONE", "X-WX-SOURCE",
+	"X-WX-ANYTHING-ELSE", "x-WX_avatar",
+}
+
+// sendRaw writes a request byte by byte, because Go's client would
+// canonicalise the header names the test is about.
+func sendRaw(t *testing.T, g *gateway, path string, headerLines []string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + strings.TrimPrefix(g.URL, "http://") + "\r\nConnection: close\r\n"
+	for _, l := range headerLines {
+		req += l + "\r\n"
+	}
+	req += "\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
+	return resp.StatusCode, b.String()
+}
+
+// assertNoForgery fails if the upstream saw any header value the test forged.
+func assertNoForgery(t *testing.T, h http.Header) {
+	t.Helper()
+	for name, vals := range h {
+		for _, v := range vals {
+			if strings.Contains(v, "forged") {
+				t.Errorf("forged header reached the upstream: %s: %s", name, v)
+			}
+		}
+	}
+}
+
+func TestForgedHeadersAreStripped(t *testing.T) {
+	for _, mode := range []string{"authenticated", "anonymous"} {
+		t.Run(mode, func(t *testing.T) {
+			block := defaultBlock
+			if mode == "anonymous" {
+				block += "\t\toptional\n"
+			}
+			g := startGateway(t, gatewayConfig{Block: block})
+			var auth []string
+			var s session
+			if mode == "authenticated" {
+				s = g.login("dave")
+				auth = []string{"Authorization: Bearer " + s.AccessToken}
+			}
+			for _, name := range forgedHeaderNames {
+				status, body := sendRaw(t, g, "/profile", append([]string{name + ": forged-" + name}, auth...))
+				if status != http.StatusOK {
+					t.Fatalf("%s: status %d %s", name, status, body)
+				}
+				h := g.Upstream.LastHeaders()
+				assertNoForgery(t, h)
+				if mode == "authenticated" && h.Get("X-Wx-Openid") != s.OpenID {
+					t.Errorf("%s: verified openid missing: %v", name, h)
+				}
+				if mode == "anonymous" && len(identityHeaders(h)) != 0 {
+					t.Errorf("%s: anonymous request carries identity headers %v", name, identityHeaders(h))
+				}
+			}
+			// Several at once, and duplicates of the real name.
+			lines := append([]string{"X-WX-OPENID: forged-1", "X-WX-OPENID: forged-2", "x_wx_openid: forged-3", "X-Wx-Unionid: forged-4"}, auth...)
+			if status, body := sendRaw(t, g, "/profile", lines); status != http.StatusOK {
+				t.Fatalf("status %d %s", status, body)
+			}
+			h := g.Upstream.LastHeaders()
+			assertNoForgery(t, h)
+			if mode == "authenticated" {
+				if got := h.Values("X-Wx-Openid"); len(got) != 1 || got[0] != s.OpenID {
+					t.Errorf("X-WX-OPENID = %q, want exactly the verified one", got)
+				}
+			}
+		})
+	}
+}
+
+func identityHeaders(h http.Header) []string {
+	var out []string
+	for name := range h {
+		n := strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+		if strings.HasPrefix(n, "x-wx-") {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func TestForgedHeadersOnRefusedRequests(t *testing.T) {
+	// Refused requests never reach the upstream at all.
+	g := startGateway(t, gatewayConfig{})
+	status, _ := sendRaw(t, g, "/x", []string{"X-WX-OPENID: forged"})
+	if status != http.StatusUnauthorized || g.Upstream.Hits() != 0 {
+		t.Errorf("status %d, upstream hits %d", status, g.Upstream.Hits())
+	}
+}
+
+func TestOptionalModeLetsAnonymousThrough(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\toptional\n"})
+	if r := g.get("/public", ""); r.Status != http.StatusOK {
+		t.Fatalf("anonymous request refused in optional mode: %d", r.Status)
+	}
+	// With a token the identity still arrives.
+	s := g.login("erin")
+	if r := g.get("/public", s.AccessToken); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	if g.Upstream.LastHeaders().Get("X-Wx-Openid") != s.OpenID {
+		t.Error("identity missing in optional mode")
+	}
+	// A bad token is refused, so the client knows to log in again.
+	g.get("/public", "garbage").Error(t, http.StatusUnauthorized, "token_invalid")
+}
+
+func TestPlaceholders(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Extra: `
+	request_header X-Seen-Id {http.auth.user.id}
+	request_header X-Seen-App {http.auth.user.appid}
+	request_header X-Seen-Union {http.auth.user.unionid}
+`})
+	s := g.login("frank")
+	if r := g.get("/", s.AccessToken); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	h := g.Upstream.LastHeaders()
+	if h.Get("X-Seen-Id") != s.OpenID || h.Get("X-Seen-App") != testAppID || h.Get("X-Seen-Union") != s.UnionID {
+		t.Errorf("placeholders: id=%q app=%q union=%q", h.Get("X-Seen-Id"), h.Get("X-Seen-App"), h.Get("X-Seen-Union"))
+	}
+}
+
+func TestTokenExpiry(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\taccess_ttl 1m\n"})
+	s := g.login("gina")
+	if s.ExpiresIn > 60 {
+		t.Fatalf("expires_in %d with access_ttl 1m", s.ExpiresIn)
+	}
+	// A token whose exp is in the past, signed with the right key: built
+	// with the HS256 test key in another gateway.
+	h := startGateway(t, gatewayConfig{Block: defaultBlock + hs256Line})
+	expired := hs256Claims(t, testSigningKey, map[string]any{
+		"iss": "wxauth", "sub": "o123", "sid": "s123", "app": testAppID, "src": "wechat-miniprogram",
+		"iat": time.Now().Add(-3 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix(),
+	}, kidOf(t, h))
+	h.get("/", expired).Error(t, http.StatusUnauthorized, "token_expired")
+	// The same claims, fresh, pass: the refusal above was about time only.
+	fresh := hs256Claims(t, testSigningKey, map[string]any{
+		"iss": "wxauth", "sub": "o123", "sid": "s123", "app": testAppID, "src": "wechat-miniprogram",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+	}, kidOf(t, h))
+	if r := h.get("/", fresh); r.Status != http.StatusOK {
+		t.Errorf("a well-formed HS256 token was refused: %d %s", r.Status, r.Body)
+	}
+	// A token for an app this gateway does not serve is refused.
+	other := hs256Claims(t, testSigningKey, map[string]any{
+		"iss": "wxauth", "sub": "o123", "sid": "s123", "app": "wxremovedapp", "src": "wechat-miniprogram",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+	}, kidOf(t, h))
+	h.get("/", other).Error(t, http.StatusUnauthorized, "token_invalid")
+}
+
+func TestTokensOfOneKeyAreRefusedByAnother(t *testing.T) {
+	// Ed25519 (storage) gateway issues; an HS256 gateway must refuse it, and
+	// vice versa.
+	a := startGateway(t, gatewayConfig{})
+	edToken := a.login("hank").AccessToken
+	b := startGateway(t, gatewayConfig{Block: defaultBlock + hs256Line})
+	hsToken := b.login("hank").AccessToken
+	b.get("/", edToken).Error(t, http.StatusUnauthorized, "token_invalid")
+	if r := b.get("/", hsToken); r.Status != http.StatusOK {
+		t.Fatalf("HS256 gateway refused its own token: %d", r.Status)
+	}
+}
+
+// --- token forging helpers ---
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func tamper(t *testing.T, payload string) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["sub"] = "oSomeoneElse"
+	out, _ := json.Marshal(claims)
+	return b64(out)
+}
+
+func noneToken(t *testing.T, payload string) string {
+	return b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + payload + "."
+}
+
+func hs256Token(t *testing.T, payload, key string) string {
+	head := b64([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(head + "." + payload))
+	return head + "." + payload + "." + b64(mac.Sum(nil))
+}
+
+func hs256Claims(t *testing.T, key string, claims map[string]any, kid string) string {
+	t.Helper()
+	head := b64([]byte(fmt.Sprintf(`{"alg":"HS256","typ":"JWT","kid":%q}`, kid)))
+	body, _ := json.Marshal(claims)
+	payload := b64(body)
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(head + "." + payload))
+	return head + "." + payload + "." + b64(mac.Sum(nil))
+}
+
+// kidOf reads the key id a gateway puts in its tokens.
+func kidOf(t *testing.T, g *gateway) string {
+	t.Helper()
+	tok := g.login(fmt.Sprintf("kid-probe-%d", time.Now().UnixNano())).AccessToken
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head struct {
+		Kid string `json:"kid"`
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		t.Fatal(err)
+	}
+	if head.Kid == "" {
+		t.Fatal("tokens carry no kid")
+	}
+	return head.Kid
+}

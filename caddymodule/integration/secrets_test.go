@@ -1,0 +1,157 @@
+package integration
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNoSecretInLogsOrAnswers drives every endpoint and failure at debug
+// level, then looks for every secret in the log and in every answer.
+func TestNoSecretInLogsOrAnswers(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Block: defaultBlock + hs256Line})
+
+	var answers []string
+	keep := func(r *response) { answers = append(answers, string(r.Body)+headerText(r.Header)) }
+
+	s := g.login("kim")
+	keep(g.get("/orders", s.AccessToken))
+	keep(g.get("/orders", s.AccessToken+"x"))
+	keep(g.get("/orders", ""))
+	for _, code := range []string{"invalid", "used", "blocked", "busy", "limited", "garbage", "http500", "slow", "badkey", "badopenid"} {
+		keep(g.postJSON("/wx/login", map[string]string{"code": code}))
+	}
+	keep(g.do("POST", "/wx/login", []byte("{"), "Content-Type", "application/json"))
+	g.Platform.AddApp(testAppID, "another-secret") // now the secret is wrong
+	keep(g.postJSON("/wx/login", map[string]string{"code": "lee"}))
+
+	// The platform did receive the secret: so the test would see it if it leaked.
+	sawSecret := false
+	for _, s := range g.Platform.SecretsSeen() {
+		sawSecret = sawSecret || s == testSecret
+	}
+	if !sawSecret {
+		t.Fatal("the fake platform never saw the secret; the test proves nothing")
+	}
+
+	sessionKeys := storedSessionKeys(t, g.DataDir)
+	if len(sessionKeys) == 0 {
+		t.Fatal("no session_key stored; the test proves nothing")
+	}
+	secrets := map[string]string{
+		"appsecret":     testSecret,
+		"signing key":   testSigningKey,
+		"access token":  s.AccessToken,
+		"refresh token": s.RefreshToken,
+		// The signature alone identifies a token just as well.
+		"token signature": s.AccessToken[strings.LastIndex(s.AccessToken, ".")+1:],
+	}
+	for i, k := range sessionKeys {
+		secrets["session_key "+string(rune('a'+i))] = k
+	}
+
+	logs := g.Logs()
+	if !strings.Contains(logs, `"level":"debug"`) && !strings.Contains(logs, `"level":"info"`) {
+		t.Fatalf("the log captured nothing useful:\n%s", logs)
+	}
+	if !strings.Contains(logs, `"msg":"login"`) {
+		t.Errorf("no login line in the log")
+	}
+	for what, secret := range secrets {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s is in the log", what)
+		}
+		for _, a := range answers {
+			if strings.Contains(a, secret) {
+				t.Errorf("the %s is in an answer: %s", what, a)
+			}
+		}
+	}
+	// The login answer carries its own tokens and nothing else secret.
+	login := g.postJSON("/wx/login", map[string]string{"code": "kim2"})
+	for _, k := range storedSessionKeys(t, g.DataDir) {
+		if strings.Contains(string(login.Body), k) {
+			t.Error("a session_key is in the login answer")
+		}
+	}
+	if strings.Contains(string(login.Body), "session_key") {
+		t.Error("the login answer names a session_key")
+	}
+	if login.Status != http.StatusOK {
+		// kim2 fails because the secret is wrong now; that is fine too, as
+		// long as it is JSON.
+		login.JSON(t)
+	}
+}
+
+func headerText(h http.Header) string {
+	var b strings.Builder
+	for k, v := range h {
+		b.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+	}
+	return b.String()
+}
+
+// storedSessionKeys reads every session_key the gateway stored.
+func storedSessionKeys(t *testing.T, dataDir string) []string {
+	t.Helper()
+	var keys []string
+	root := filepath.Join(dataDir, "wxauth", "users")
+	_ = filepath.Walk(root, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		var u struct {
+			SessionKey string `json:"session_key"`
+		}
+		if json.Unmarshal(b, &u) == nil && u.SessionKey != "" {
+			keys = append(keys, u.SessionKey)
+		}
+		return nil
+	})
+	return keys
+}
+
+// TestLiteralSecretsStayOutOfOurLogs: with the secret written straight into
+// the Caddyfile, Caddy's own config dump shows it (hence the README's advice
+// to use {env.*} or {file.*}), but no line of wxauth's own may.
+func TestLiteralSecretsStayOutOfOurLogs(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Block: `
+		app ` + testAppID + ` {
+			secret ` + testSecret + `
+		}
+		api_base {api_base}
+		platform_timeout 1s
+		signing_key ` + testSigningKey + `
+`})
+	s := g.login("literal")
+	g.get("/", s.AccessToken)
+	for _, code := range []string{"invalid", "busy", "garbage", "slow"} {
+		g.postJSON("/wx/login", map[string]string{"code": code})
+	}
+	g.Platform.AddApp(testAppID, "another-secret")
+	g.postJSON("/wx/login", map[string]string{"code": "literal-2"})
+
+	ours := 0
+	for _, line := range strings.Split(g.Logs(), "\n") {
+		if !strings.Contains(line, `"logger":"http.handlers.wxauth"`) {
+			continue
+		}
+		ours++
+		for _, secret := range []string{testSecret, testSigningKey, s.AccessToken, s.RefreshToken} {
+			if strings.Contains(line, secret) {
+				t.Errorf("wxauth logged a secret: %s", line)
+			}
+		}
+	}
+	if ours < 3 {
+		t.Fatalf("only %d wxauth log lines; the test proves nothing", ours)
+	}
+}
