@@ -67,7 +67,36 @@ type Session struct {
 	// is never stored.
 	RefreshHash    string    `json:"refresh_hash"`
 	RefreshExpires time.Time `json:"refresh_expires"`
+
+	// SpentHashes are the hashes of this session's earlier refresh tokens,
+	// newest last, so that presenting one again is recognised as theft
+	// (rather than as a random guess, which must not log anyone out).
+	SpentHashes []string `json:"spent_hashes,omitempty"`
+
+	// Revoked is set by logout or by refresh-token reuse; a revoked session
+	// never refreshes again.
+	Revoked   bool      `json:"revoked,omitempty"`
+	RevokedAt time.Time `json:"revoked_at,omitempty"`
 }
+
+// MaxSpentHashes bounds SpentHashes: a stolen token older than this many
+// rotations is refused as unknown instead of revoking the session.
+const MaxSpentHashes = 16
+
+// Spend rotates the refresh token: the current hash joins the spent ones
+// and newHash becomes current.
+func (s *Session) Spend(newHash string, expires time.Time) {
+	s.SpentHashes = append(s.SpentHashes, s.RefreshHash)
+	if n := len(s.SpentHashes); n > MaxSpentHashes {
+		s.SpentHashes = append([]string(nil), s.SpentHashes[n-MaxSpentHashes:]...)
+	}
+	s.RefreshHash = newHash
+	s.RefreshExpires = expires
+}
+
+// SessionLockName is the storage lock that serialises changes to one
+// session across every node sharing the storage.
+func SessionLockName(id string) string { return Prefix + "/sessions/" + id }
 
 // CodeRecord remembers which user a login code was exchanged for, so a
 // retried or double-tapped code logs the same user in again without asking
@@ -110,11 +139,18 @@ func userKey(appid, openid string) string {
 	return Prefix + "/users/" + appid + "/" + openid + ".json"
 }
 
-func sessionKey(id string) string { return Prefix + "/sessions/" + id + ".json" }
+// Storage folders, for listing.
+const (
+	sessionsDir = Prefix + "/sessions"
+	codesDir    = Prefix + "/codes"
+	revokedDir  = Prefix + "/revoked"
+)
+
+func sessionKey(id string) string { return sessionsDir + "/" + id + ".json" }
 
 func codeKey(appid, code string) string {
 	sum := sha256.Sum256([]byte(appid + "\x00" + code))
-	return Prefix + "/codes/" + hex.EncodeToString(sum[:]) + ".json"
+	return codesDir + "/" + hex.EncodeToString(sum[:]) + ".json"
 }
 
 // NewSessionID returns a fresh random session id (128 bits).
