@@ -5,7 +5,6 @@ package login
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -34,9 +33,19 @@ type Service struct {
 	RefreshTTL time.Duration
 	Now        func() time.Time // nil means time.Now
 
-	mu      sync.Mutex
-	flights map[[32]byte]*codeFlight
-	swept   time.Time
+	// Apps looks up a configured app; refresh refuses sessions of apps
+	// that are no longer configured.
+	Apps func(appid string) (platform.App, bool)
+
+	// Flights remembers codes being and recently exchanged. It may be
+	// shared across config reloads; nil gives the Service its own.
+	Flights *CodeFlights
+
+	// Revocations learns of sessions this node revokes at once; the
+	// record in storage tells the other nodes.
+	Revocations *session.Revocations
+
+	initOnce sync.Once
 }
 
 // Result is a new login session, ready to be answered to the client.
@@ -46,16 +55,6 @@ type Result struct {
 	RefreshToken  string
 	Session       *session.Session
 	User          *session.User
-}
-
-// codeFlight is one exchange of one code. Everyone who posts the same code
-// while it is in flight waits for it; after it succeeds, later posts reuse
-// its answer until the code's lifetime ends.
-type codeFlight struct {
-	done    chan struct{}
-	expires time.Time
-	rec     *session.CodeRecord // set on success
-	err     error               // set on failure
 }
 
 func (s *Service) now() time.Time {
@@ -90,58 +89,20 @@ func (s *Service) Login(ctx context.Context, app platform.App, code string) (*Re
 	return s.startSession(ctx, app, user)
 }
 
-func (s *Service) exchangeOnce(ctx context.Context, app platform.App, code string) (*session.CodeRecord, error) {
-	key := sha256.Sum256([]byte(app.AppID + "\x00" + code))
-	now := s.now()
-
-	s.mu.Lock()
-	s.sweepLocked(now)
-	f, ok := s.flights[key]
-	if ok && now.Before(f.expires) {
-		s.mu.Unlock()
-		select {
-		case <-f.done:
-			return f.rec, f.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
+func (s *Service) flights() *CodeFlights {
+	s.initOnce.Do(func() {
+		if s.Flights == nil {
+			s.Flights = new(CodeFlights)
 		}
-	}
-	f = &codeFlight{done: make(chan struct{}), expires: now.Add(CodeLifetime)}
-	if s.flights == nil {
-		s.flights = make(map[[32]byte]*codeFlight)
-	}
-	s.flights[key] = f
-	s.mu.Unlock()
-
-	// The exchange belongs to everyone waiting on it, not only to the
-	// request that started it: a client that hangs up must not fail the
-	// others. The platform client's own timeout still bounds it.
-	f.rec, f.err = s.exchange(context.WithoutCancel(ctx), app, code, now)
-	if f.err != nil {
-		// Only successes are remembered: after a failure (the platform was
-		// busy, say) the next post of the code asks again.
-		s.mu.Lock()
-		if s.flights[key] == f {
-			delete(s.flights, key)
-		}
-		s.mu.Unlock()
-	}
-	close(f.done)
-	return f.rec, f.err
+	})
+	return s.Flights
 }
 
-// sweepLocked drops finished flights whose code has expired, at most once a
-// minute, so the map stays as small as the codes of the last five minutes.
-func (s *Service) sweepLocked(now time.Time) {
-	if now.Sub(s.swept) < time.Minute {
-		return
-	}
-	s.swept = now
-	for k, f := range s.flights {
-		if !now.Before(f.expires) {
-			delete(s.flights, k)
-		}
-	}
+func (s *Service) exchangeOnce(ctx context.Context, app platform.App, code string) (*session.CodeRecord, error) {
+	now := s.now()
+	return s.flights().do(ctx, app.AppID, code, now, func(ctx context.Context) (*session.CodeRecord, error) {
+		return s.exchange(ctx, app, code, now)
+	})
 }
 
 func (s *Service) exchange(ctx context.Context, app platform.App, code string, now time.Time) (*session.CodeRecord, error) {
@@ -184,7 +145,7 @@ func (s *Service) startSession(ctx context.Context, app platform.App, user *sess
 	if err != nil {
 		return nil, err
 	}
-	refresh, refreshHash, err := token.NewRefreshToken()
+	refresh, refreshHash, err := newRefreshToken(id)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +161,11 @@ func (s *Service) startSession(ctx context.Context, app platform.App, user *sess
 	if err := s.Store.SaveSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("saving the new session: %w", err)
 	}
+	return s.result(sess, user, refresh, now)
+}
+
+// result issues an access token for sess and packs the answer.
+func (s *Service) result(sess *session.Session, user *session.User, refresh string, now time.Time) (*Result, error) {
 	access, expires, err := s.Codec.Issue(IdentityOf(sess, user), now, s.AccessTTL)
 	if err != nil {
 		return nil, fmt.Errorf("issuing the access token: %w", err)
