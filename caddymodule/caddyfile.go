@@ -43,6 +43,8 @@ func parseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //	    forward_phone
 //	    platform_timeout <duration>
 //	    token_cache_size <size>
+//	    revocation_sync <duration>
+//	    sweep_interval <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -98,6 +100,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "platform_timeout":
 			if err := durationArg(d, &h.PlatformTimeout); err != nil {
+				return err
+			}
+		case "revocation_sync":
+			if err := durationArg(d, &h.RevocationSync); err != nil {
+				return err
+			}
+		case "sweep_interval":
+			if err := durationArg(d, &h.SweepInterval); err != nil {
 				return err
 			}
 		case "token_cache_size":

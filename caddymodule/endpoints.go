@@ -27,6 +27,10 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, endpoint
 	switch endpoint {
 	case "login":
 		h.serveLogin(w, r)
+	case "refresh":
+		h.serveRefresh(w, r)
+	case "logout":
+		h.serveLogout(w, r)
 	default:
 		writeError(w, errNotFound())
 	}
@@ -49,7 +53,7 @@ func newSessionAnswer(res *login.Result, now time.Time) sessionAnswer {
 	return sessionAnswer{
 		AccessToken:  res.AccessToken,
 		TokenType:    "Bearer",
-		ExpiresIn:    int64(res.AccessExpires.Sub(now).Round(time.Second) / time.Second),
+		ExpiresIn:    secondsUntil(res.AccessExpires, now),
 		RefreshToken: res.RefreshToken,
 		OpenID:       res.User.OpenID,
 		UnionID:      res.User.UnionID,
@@ -57,6 +61,16 @@ func newSessionAnswer(res *login.Result, now time.Time) sessionAnswer {
 		HasProfile:   res.User.Profile != nil,
 		Profile:      res.User.Profile,
 	}
+}
+
+// secondsUntil is expires_in: whole seconds, rounded up, so a token issued
+// for 1s says 1 and not 0 (exp has one-second precision).
+func secondsUntil(t, now time.Time) int64 {
+	d := t.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 type loginRequest struct {
@@ -94,6 +108,77 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		zap.String("openid", res.User.OpenID),
 		zap.String("result", "ok"))
 	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request) {
+	var req refreshRequest
+	if e := decodeJSON(w, r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if req.RefreshToken == "" {
+		writeError(w, errInvalidRequest(`"refresh_token" is required: post {"refresh_token": "<from the last session answer>"}`))
+		return
+	}
+	res, err := h.logins.Refresh(r.Context(), req.RefreshToken)
+	if err != nil {
+		if errors.Is(err, login.ErrRevoked) {
+			h.logger.Warn("refresh refused: the session is revoked (logged out, or a spent refresh token was presented again and the session was ended)")
+		}
+		h.writeSessionError(w, "refresh", err)
+		return
+	}
+	h.logger.Info("refresh",
+		zap.String("appid", res.Session.AppID),
+		zap.String("openid", res.Session.OpenID),
+		zap.String("result", "ok"))
+	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
+}
+
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeError(w, errMethod(http.MethodPost))
+		return
+	}
+	v, e := h.authenticate(r)
+	if e == errNoCredentials {
+		e = errLoginRequired()
+	}
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	if err := h.logins.Logout(r.Context(), v.id.SessionID); err != nil {
+		h.writeSessionError(w, "logout", err)
+		return
+	}
+	h.logger.Info("logout",
+		zap.String("appid", v.id.AppID),
+		zap.String("openid", v.id.OpenID),
+		zap.String("result", "ok"))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeSessionError answers the errors of refresh and logout.
+func (h *Handler) writeSessionError(w http.ResponseWriter, op string, err error) {
+	switch {
+	case errors.Is(err, login.ErrRevoked):
+		writeError(w, errTokenRevoked())
+	case errors.Is(err, login.ErrRefreshExpired):
+		writeError(w, errRefreshExpired())
+	case errors.Is(err, login.ErrRefreshInvalid) && op == "logout":
+		writeError(w, errTokenInvalid()) // the session is gone from storage
+	case errors.Is(err, login.ErrRefreshInvalid):
+		writeError(w, errRefreshInvalid())
+	default:
+		h.logger.Error(op+" failed", zap.Error(err))
+		writeError(w, errInternal())
+	}
 }
 
 func (h *Handler) writeLoginError(w http.ResponseWriter, app platform.App, err error) {

@@ -97,9 +97,24 @@ func errTokenExpired() *apiError {
 		Message: "the access token has expired; trade the refresh token for a new one, or log in again"}
 }
 
+func errTokenRevoked() *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Code: "token_revoked",
+		Message: "this session has ended (logged out, or its refresh token was used twice); log in again"}
+}
+
+func errRefreshInvalid() *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Code: "token_invalid",
+		Message: "the refresh token is not valid here; log in again"}
+}
+
+func errRefreshExpired() *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Code: "token_expired",
+		Message: "the refresh token has expired; log in again"}
+}
+
 func errInternal() *apiError {
 	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error",
-		Message: "the gateway could not save the login (a storage failure, logged on the server); try again shortly"}
+		Message: "the gateway could not read or save the session (a storage failure, logged on the server); try again shortly"}
 }
 
 // platformError maps the platform client's classified error onto the

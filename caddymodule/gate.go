@@ -45,20 +45,18 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	// header the client wrote.
 	identity.Strip(r.Header)
 
-	raw, present := bearerToken(r)
-	if !present {
+	v, e := h.authenticate(r)
+	if e == errNoCredentials {
 		if h.Optional {
 			return next.ServeHTTP(w, r)
 		}
-		writeError(w, errLoginRequired())
-		return nil
+		e = errLoginRequired()
 	}
-	v, err := h.verify(raw)
-	if err != nil {
+	if e != nil {
 		// A token that was sent but does not verify is refused even in
 		// optional mode: the client must learn to refresh or log in again
 		// rather than silently become anonymous.
-		writeError(w, tokenError(err))
+		writeError(w, e)
 		return nil
 	}
 
@@ -71,22 +69,45 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	return next.ServeHTTP(w, r)
 }
 
-// verify checks a token, from the cache when it was seen before.
+// errNoCredentials is authenticate's answer for a request that carries no
+// token at all: the gate decides (optional mode) what that means.
+var errNoCredentials = &apiError{}
+
+// authenticate finds and checks the request's access token: the gate's and
+// every Bearer endpoint's check.
+func (h *Handler) authenticate(r *http.Request) (*verified, *apiError) {
+	raw, present := bearerToken(r)
+	if !present {
+		return nil, errNoCredentials
+	}
+	v, err := h.verify(raw)
+	if err != nil {
+		return nil, tokenError(err)
+	}
+	// Checked on every request, cached or not: a reload may have removed
+	// the app, and a logout on any node revokes the session.
+	if _, known := h.apps[v.id.AppID]; !known {
+		return nil, errTokenInvalid()
+	}
+	if h.state.revocations.Revoked(v.id.SessionID) {
+		return nil, errTokenRevoked()
+	}
+	return v, nil
+}
+
+// verify checks a token's signature and claims, or finds it in the cache
+// of tokens verified before.
 func (h *Handler) verify(raw string) (*verified, error) {
 	now := time.Now()
-	if v, ok := h.cache.Get(raw, now); ok {
+	if v, ok := h.state.cache.Get(raw, now); ok {
 		return v, nil
 	}
 	id, expires, err := h.codec.Verify(raw, now)
 	if err != nil {
 		return nil, err
 	}
-	if _, known := h.apps[id.AppID]; !known {
-		// Signed by us, but for an app no longer configured.
-		return nil, token.ErrInvalid
-	}
 	v := &verified{id: id, headers: identity.NewHeaders(id, h.ForwardPhone)}
-	h.cache.Set(raw, v, expires, int64(len(raw)+v.headers.Size()+256))
+	h.state.cache.Set(raw, v, expires, int64(len(raw)+v.headers.Size()+256))
 	return v, nil
 }
 

@@ -33,6 +33,8 @@ const (
 	DefaultEndpoints       = "/wx"
 	DefaultAccessTTL       = 2 * time.Hour
 	DefaultRefreshTTL      = 720 * time.Hour
+	DefaultRevocationSync  = 5 * time.Second
+	DefaultSweepInterval   = time.Hour
 	minSigningKeyLength    = 32
 	defaultTokenCacheBytes = token.DefaultCacheMaxCost
 )
@@ -80,15 +82,25 @@ type Handler struct {
 	// TokenCacheBytes bounds the memory of the verified-token cache.
 	TokenCacheBytes int64 `json:"token_cache_bytes,omitempty"`
 
+	// RevocationSync is how often this node reads revoked sessions from
+	// storage: a logout on one node is enforced on every node within it.
+	// Default 5s.
+	RevocationSync caddy.Duration `json:"revocation_sync,omitempty"`
+
+	// SweepInterval is how often expired sessions are removed from
+	// storage (by one node at a time). Default 1h.
+	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
+
 	apps      map[string]platform.App // by appid, secrets resolved
 	onlyApp   *platform.App           // set when exactly one app is configured
 	prefix    string
 	codec     *token.Codec
-	cache     *token.Cache[*verified]
 	logins    *login.Service
 	store     *session.Store
 	logger    *zap.Logger
 	accessTTL time.Duration
+	state     *sharedState // shared with the previous config's handler on reload
+	stateKey  string
 }
 
 // AppConfig is one mini program or web app.
@@ -147,11 +159,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if cacheBytes == 0 {
 		cacheBytes = defaultTokenCacheBytes
 	}
-	cache, err := token.NewCache[*verified](cacheBytes)
-	if err != nil {
-		return fmt.Errorf("creating the token cache: %v", err)
+	settings := stateSettings{
+		storageID:      storageID(ctx.Storage()),
+		keyID:          h.codec.KeyID(),
+		forwardPhone:   h.ForwardPhone,
+		cacheBytes:     cacheBytes,
+		revocationSync: durationOr(h.RevocationSync, DefaultRevocationSync),
+		sweepInterval:  durationOr(h.SweepInterval, DefaultSweepInterval),
 	}
-	h.cache = cache
+	h.stateKey = settings.key()
+	st, loaded, err := states.LoadOrNew(h.stateKey, func() (caddy.Destructor, error) {
+		return newSharedState(settings, h.store, h.logger)
+	})
+	if err != nil {
+		return fmt.Errorf("wxauth: %v", err)
+	}
+	h.state = st.(*sharedState)
+	if loaded {
+		h.logger.Debug("reusing the in-memory state of the previous config (token cache, revocations)")
+	}
 
 	client := &platform.Client{Timeout: time.Duration(h.PlatformTimeout)}
 	if h.Sandbox {
@@ -159,11 +185,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production")
 	}
 	h.logins = &login.Service{
-		Exchanger:  client,
-		Store:      h.store,
-		Codec:      h.codec,
-		AccessTTL:  h.accessTTL,
-		RefreshTTL: refreshTTL,
+		Exchanger:   client,
+		Store:       h.store,
+		Codec:       h.codec,
+		AccessTTL:   h.accessTTL,
+		RefreshTTL:  refreshTTL,
+		Apps:        h.app,
+		Flights:     h.state.flights,
+		Revocations: h.state.revocations,
 	}
 	return nil
 }
@@ -261,16 +290,23 @@ func (h *Handler) checkConfig() error {
 	for _, d := range []struct {
 		name  string
 		value caddy.Duration
-	}{{"access_ttl", h.AccessTTL}, {"refresh_ttl", h.RefreshTTL}, {"platform_timeout", h.PlatformTimeout}} {
+	}{{"access_ttl", h.AccessTTL}, {"refresh_ttl", h.RefreshTTL}, {"platform_timeout", h.PlatformTimeout},
+		{"revocation_sync", h.RevocationSync}, {"sweep_interval", h.SweepInterval}} {
 		if d.value < 0 {
 			return fmt.Errorf("wxauth: %s must be positive", d.name)
 		}
 	}
-	if h.AccessTTL > 0 && h.AccessTTL < caddy.Duration(time.Minute) {
-		return errors.New("wxauth: access_ttl must be at least 1m")
+	if h.AccessTTL > 0 && h.AccessTTL < caddy.Duration(time.Second) {
+		return errors.New("wxauth: access_ttl must be at least 1s")
 	}
 	if durationOr(h.RefreshTTL, DefaultRefreshTTL) < durationOr(h.AccessTTL, DefaultAccessTTL) {
 		return errors.New("wxauth: refresh_ttl must not be shorter than access_ttl")
+	}
+	if h.RevocationSync > 0 && h.RevocationSync < caddy.Duration(100*time.Millisecond) {
+		return errors.New("wxauth: revocation_sync must be at least 100ms (every sync lists the revocations in storage)")
+	}
+	if h.SweepInterval > 0 && h.SweepInterval < caddy.Duration(time.Second) {
+		return errors.New("wxauth: sweep_interval must be at least 1s")
 	}
 	if h.TokenCacheBytes < 0 {
 		return errors.New("wxauth: token_cache_bytes must be positive")
@@ -297,12 +333,20 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the token cache.
+// Cleanup lets go of the shared state; the last handler to let go stops
+// its background work.
 func (h *Handler) Cleanup() error {
-	if h.cache != nil {
-		h.cache.Close()
+	if h.state != nil {
+		_, err := states.Delete(h.stateKey)
+		return err
 	}
 	return nil
+}
+
+// app looks up a configured app by appid.
+func (h *Handler) app(appid string) (platform.App, bool) {
+	app, ok := h.apps[appid]
+	return app, ok
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {

@@ -95,9 +95,17 @@ func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 		g.DataDir = t.TempDir()
 	}
 	g.LogPath = filepath.Join(t.TempDir(), "caddy.log")
-	port := freePort(t)
-	g.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	g.URL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	g.load(cfg)
+	return g
+}
 
+// load (re)loads the test Caddy with cfg, keeping the gateway's port,
+// storage, fake platform and upstream: a config reload, as `caddy reload`
+// does it, through the admin API.
+func (g *gateway) load(cfg gatewayConfig) {
+	t := g.t
+	t.Helper()
 	block := cfg.Block
 	if block == "" {
 		block = defaultBlock
@@ -113,21 +121,20 @@ func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	}
 }
 
-http://127.0.0.1:%d {
+%s {
 	wxauth {
 %s
 	}
 %s
 	reverse_proxy %s
 }
-`, g.DataDir, g.LogPath, port, block, cfg.Extra, strings.TrimPrefix(g.Upstream.URL, "http://"))
+`, g.DataDir, g.LogPath, g.URL, block, cfg.Extra, strings.TrimPrefix(g.Upstream.URL, "http://"))
 
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
-	return g
 }
 
 func freePort(t *testing.T) int {

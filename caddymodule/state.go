@@ -1,0 +1,133 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+)
+
+// states holds the in-memory state of running wxauth handlers. A config
+// reload provisions the new handler before cleaning up the old one, so a
+// state whose key is unchanged is handed over instead of rebuilt: verified
+// tokens stay cached, known revocations stay known, codes being exchanged
+// stay deduplicated, and no background goroutine is started twice.
+var states = caddy.NewUsagePool()
+
+// sharedState is what outlives a config reload.
+type sharedState struct {
+	cache       *token.Cache[*verified]
+	revocations *session.Revocations
+	flights     *login.CodeFlights
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// stateSettings is everything the state depends on; a change to any of it
+// makes a new state (the cached header sets, for one, depend on the key
+// and on forward_phone).
+type stateSettings struct {
+	storageID      string
+	keyID          string
+	forwardPhone   bool
+	cacheBytes     int64
+	revocationSync time.Duration
+	sweepInterval  time.Duration
+}
+
+func (s stateSettings) key() string {
+	return fmt.Sprintf("wxauth|%s|%s|%t|%d|%s|%s", s.storageID, s.keyID, s.forwardPhone, s.cacheBytes, s.revocationSync, s.sweepInterval)
+}
+
+// storageID names a storage backend for the state key. Two configs on the
+// same storage share state; a storage without a String method is known by
+// its type only, which errs on the side of sharing between identical setups.
+func storageID(s any) string {
+	if str, ok := s.(fmt.Stringer); ok {
+		return str.String()
+	}
+	return fmt.Sprintf("%T", s)
+}
+
+// newSharedState builds the state and starts its background work: the
+// revocation sync (so every node learns of logouts within revocationSync)
+// and the storage sweep.
+func newSharedState(settings stateSettings, store *session.Store, logger *zap.Logger) (*sharedState, error) {
+	cache, err := token.NewCache[*verified](settings.cacheBytes)
+	if err != nil {
+		return nil, fmt.Errorf("creating the token cache: %v", err)
+	}
+	st := &sharedState{
+		cache:       cache,
+		revocations: session.NewRevocations(store),
+		flights:     new(login.CodeFlights),
+	}
+	// Know every current revocation before the first request.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = st.revocations.Sync(ctx, time.Now())
+	cancel()
+	if err != nil {
+		cache.Close()
+		return nil, fmt.Errorf("reading revoked sessions from storage: %v", err)
+	}
+
+	ctx, st.stop = context.WithCancel(context.Background())
+	st.wg.Add(2)
+	go func() {
+		defer st.wg.Done()
+		st.revocations.Run(ctx, settings.revocationSync, func(err error) {
+			logger.Warn("could not read revoked sessions from storage; retrying at the next sync", zap.Error(err))
+		})
+	}()
+	go func() {
+		defer st.wg.Done()
+		sweepLoop(ctx, store, settings.sweepInterval, logger)
+	}()
+	return st, nil
+}
+
+// Destruct stops the background work; called when the last handler using
+// the state is cleaned up.
+func (st *sharedState) Destruct() error {
+	st.stop()
+	st.wg.Wait()
+	st.cache.Close()
+	return nil
+}
+
+// sweepLoop removes expired records from storage every interval. Every node
+// runs it; Store.Sweep's lock makes one of them do the work.
+func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration, logger *zap.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, interval)
+			stats, err := store.Sweep(sctx, now, interval)
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				logger.Warn("storage sweep incomplete; the rest is swept next time", zap.Error(err))
+			case err == nil && !stats.Skipped:
+				logger.Debug("storage sweep",
+					zap.Int("sessions_removed", stats.Sessions),
+					zap.Int("sessions_kept", stats.Kept),
+					zap.Int("codes_removed", stats.Codes),
+					zap.Int("revocations_removed", stats.Revocations))
+			}
+		}
+	}
+}
+
+var _ caddy.Destructor = (*sharedState)(nil)
