@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"sync"
 	"time"
 
@@ -60,7 +61,16 @@ func (cf *CodeFlights) do(ctx context.Context, appid, code string, now time.Time
 	// The exchange belongs to everyone waiting on it, not only to the
 	// request that started it: a client that hangs up must not fail the
 	// others. The platform client's own timeout still bounds it.
-	f.rec, f.err = exchange(context.WithoutCancel(ctx))
+	func() {
+		// A panic must not leave the waiters waiting for the code's
+		// lifetime: it becomes this flight's error.
+		defer func() {
+			if p := recover(); p != nil {
+				f.rec, f.err = nil, fmt.Errorf("the code exchange failed unexpectedly: %v", p)
+			}
+		}()
+		f.rec, f.err = exchange(context.WithoutCancel(ctx))
+	}()
 	if f.err != nil {
 		// Only successes are remembered: after a failure (the platform was
 		// busy, say) the next post of the code asks again.

@@ -50,10 +50,14 @@ type User struct {
 	SessionKeyUpdated time.Time `json:"session_key_updated"`
 }
 
-// String keeps the session_key out of anything that prints a User.
-func (u *User) String() string {
+// String and GoString keep the session_key out of anything that prints a
+// User, by value or by pointer, with %v, %+v, %s or %#v.
+func (u User) String() string {
 	return fmt.Sprintf("user(%s/%s)", u.AppID, u.OpenID)
 }
+
+// GoString: see String.
+func (u User) GoString() string { return u.String() }
 
 // Session is one login: what a refresh token trades against.
 type Session struct {
