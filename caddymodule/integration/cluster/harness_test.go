@@ -1,0 +1,588 @@
+// Package cluster runs several real Caddy processes (the cmd/caddy binary,
+// built once in TestMain) that share one Caddy storage folder, as nodes of a
+// cluster behind a load balancer would, and checks that a session made on one
+// node behaves the same on every other: tokens verify everywhere, a refresh
+// or a logout on one node is enforced on all of them, and tokens survive a
+// restart and a config reload.
+//
+// Each test makes its own cluster (storage folder, fake platform, upstream,
+// ports), so the tests run in parallel.
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
+)
+
+const (
+	testAppID  = "wxclusterapp0001"
+	testSecret = "S3CRET-cluster-appsecret-0001"
+	secretEnv  = "WXAUTH_TEST_SECRET"
+)
+
+// caddyBin is the Caddy with wxauth that TestMain builds.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	os.Setenv(secretEnv, testSecret)
+	dir, err := os.MkdirTemp("", "wxauth-cluster-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cluster tests: finding the module root:", err)
+		return 1
+	}
+	caddyBin = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBin, "github.com/wxauth/caddy-wxauth/cmd/caddy")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "cluster tests: building cmd/caddy: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// repoRoot is the folder of go.mod: from `go env GOMOD`, or else three
+// folders up from this file.
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if gomod := strings.TrimSpace(string(out)); err == nil && gomod != "" && gomod != os.DevNull {
+		return filepath.Dir(gomod), nil
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Errorf("go env GOMOD failed (%v) and runtime.Caller gave nothing", err)
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", ".."), nil
+}
+
+// cluster is what the nodes of one test share: the storage folder, the fake
+// platform and the upstream app.
+type cluster struct {
+	t        *testing.T
+	storage  string
+	platform *platformtest.Server
+	upstream *upstream
+	client   *http.Client
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{
+		t:        t,
+		storage:  t.TempDir(),
+		platform: platformtest.New(t),
+		upstream: newUpstream(t),
+		client: &http.Client{
+			Timeout:       10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	t.Cleanup(c.client.CloseIdleConnections)
+	return c
+}
+
+// nodeConfig is what differs between nodes and between a config and its
+// reload.
+type nodeConfig struct {
+	// Block is extra lines inside the wxauth block (access_ttl, revocation_sync, ...).
+	Block string
+	// Extra is site directives after wxauth, before reverse_proxy.
+	Extra string
+}
+
+// syncBlock makes a node read revocations from storage every second, so
+// tests of propagation finish quickly. Only the tests that need it set it.
+const syncBlock = "revocation_sync 1s"
+
+// node is one `caddy run` process.
+type node struct {
+	t          *testing.T // where helpers report; a subtest may swap it (see use)
+	owner      *testing.T // the test that started the node, for cleanup
+	c          *cluster
+	name       string
+	URL        string // http://127.0.0.1:port
+	adminAddr  string // localhost:port
+	dir        string
+	configPath string
+	logPath    string // Caddy's own log (level DEBUG)
+	outPath    string // the process's stdout and stderr
+	port       int
+
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the process has ended
+	waitErr  error
+	stopOnce sync.Once
+	dumpOnce sync.Once
+}
+
+// start runs a new node on the cluster's storage and waits until it
+// answers. The node is stopped when the test ends; if the test failed, the
+// tail of its log is printed first.
+func (c *cluster) start(name string, cfg nodeConfig) *node {
+	c.t.Helper()
+	n := c.launch(name, cfg)
+	n.waitReady()
+	return n
+}
+
+// launch starts the process without waiting for it to serve.
+func (c *cluster) launch(name string, cfg nodeConfig) *node {
+	t := c.t
+	t.Helper()
+	n := &node{
+		t:      t,
+		owner:  t,
+		c:      c,
+		name:   name,
+		dir:    t.TempDir(),
+		port:   freePort(t),
+		exited: make(chan struct{}),
+	}
+	n.URL = fmt.Sprintf("http://127.0.0.1:%d", n.port)
+	n.adminAddr = fmt.Sprintf("localhost:%d", freePort(t))
+	n.configPath = filepath.Join(n.dir, "Caddyfile")
+	n.logPath = filepath.Join(n.dir, "caddy.log")
+	n.outPath = filepath.Join(n.dir, "output.log")
+	if err := os.WriteFile(n.configPath, []byte(n.caddyfile(cfg)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(n.outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	n.cmd = exec.Command(caddyBin, "run", "--config", n.configPath, "--adapter", "caddyfile")
+	n.cmd.Dir = n.dir
+	n.cmd.Env = append(os.Environ(),
+		secretEnv+"="+testSecret,
+		// Keep Caddy's own files (instance id, autosave) out of the home folder.
+		"XDG_DATA_HOME="+filepath.Join(n.dir, "data"),
+		"XDG_CONFIG_HOME="+filepath.Join(n.dir, "config"),
+	)
+	n.cmd.Stdout = out
+	n.cmd.Stderr = out
+	n.cmd.SysProcAttr = procAttr()
+	if err := n.cmd.Start(); err != nil {
+		out.Close()
+		t.Fatalf("node %s: starting caddy: %v", name, err)
+	}
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		out.Close()
+		close(n.exited)
+	}()
+	// Registered after t.TempDir, so it runs before the folders go.
+	t.Cleanup(func() {
+		if t.Failed() {
+			n.dumpLogs()
+		}
+		n.stop()
+	})
+	return n
+}
+
+func (n *node) caddyfile(cfg nodeConfig) string {
+	return fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	storage file_system %s
+	log {
+		output file %s
+		level DEBUG
+	}
+}
+
+http://127.0.0.1:%d {
+	wxauth {
+		app %s {
+			secret {env.%s}
+		}
+		api_base %s
+		platform_timeout 2s
+		%s
+	}
+	%s
+	reverse_proxy %s {
+		header_up X-Test-Node %s
+	}
+}
+`, n.adminAddr, n.c.storage, n.logPath, n.port, testAppID, secretEnv, n.c.platform.URL,
+		cfg.Block, cfg.Extra, strings.TrimPrefix(n.c.upstream.URL, "http://"), n.name)
+}
+
+// waitReady polls the site until it answers anything at all.
+func (n *node) waitReady() {
+	n.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	probe := &http.Client{Timeout: time.Second}
+	defer probe.CloseIdleConnections()
+	for {
+		select {
+		case <-n.exited:
+			n.dumpLogs()
+			n.t.Fatalf("node %s: caddy exited before serving: %v", n.name, n.waitErr)
+		default:
+		}
+		resp, err := probe.Get(n.URL + "/")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			n.dumpLogs()
+			n.t.Fatalf("node %s: no answer on %s after 30s: %v", n.name, n.URL, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for the process to end, killing it after 10s.
+func (n *node) stop() {
+	n.stopOnce.Do(func() {
+		n.c.client.CloseIdleConnections()
+		select {
+		case <-n.exited:
+			return
+		default:
+		}
+		if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			_ = n.cmd.Process.Kill()
+		}
+		select {
+		case <-n.exited:
+		case <-time.After(10 * time.Second):
+			n.owner.Logf("node %s: still running 10s after SIGTERM; killing it", n.name)
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+	})
+}
+
+// use makes the node's helpers report to t (a subtest) until the returned
+// func restores the owner.
+func (n *node) use(t *testing.T) (restore func()) {
+	n.t = t
+	return func() { n.t = n.owner }
+}
+
+// reload writes a new config and has the running node load it through its
+// admin API, as an operator's `caddy reload` does.
+func (n *node) reload(cfg nodeConfig) {
+	n.t.Helper()
+	if err := os.WriteFile(n.configPath, []byte(n.caddyfile(cfg)), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+	cmd := exec.Command(caddyBin, "reload", "--config", n.configPath, "--adapter", "caddyfile", "--address", n.adminAddr)
+	cmd.Dir = n.dir
+	cmd.Env = append(os.Environ(), secretEnv+"="+testSecret)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		n.t.Fatalf("node %s: caddy reload: %v\n%s", n.name, err, out)
+	}
+}
+
+// dumpLogs prints the tail of the node's Caddy log and process output.
+// Once per node is enough.
+func (n *node) dumpLogs() {
+	n.dumpOnce.Do(n.dumpLogsNow)
+}
+
+func (n *node) dumpLogsNow() {
+	for _, p := range []string{n.outPath, n.logPath} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			n.owner.Logf("node %s: %s: %v", n.name, filepath.Base(p), err)
+			continue
+		}
+		n.owner.Logf("node %s (%s): last lines of %s:\n%s", n.name, n.URL, filepath.Base(p), tail(string(b), 60))
+	}
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// upstream is the protected app: it answers 200 with the headers it
+// received, and remembers the latest request's headers.
+type upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	last http.Header
+	hits int
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.last = r.Header.Clone()
+		u.hits++
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) LastHeaders() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.last.Clone()
+}
+
+// response is an answer, read in full.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// code is the "error" field of a JSON error answer, or "".
+func (r *response) code() string {
+	var m struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &m)
+	return m.Error
+}
+
+// Error checks that the answer is the contract's JSON error with this status
+// and code, with a message for humans.
+func (r *response) Error(t *testing.T, status int, code string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status = %d, want %d (%s); body %s", r.Status, status, code, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type = %q, want application/json; body %s", ct, r.Body)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("error answer is not JSON (%v): %q", err, r.Body)
+	}
+	if m["error"] != code {
+		t.Fatalf("error = %v, want %s; body %s", m["error"], code, r.Body)
+	}
+	if msg, _ := m["message"].(string); len(msg) < 10 {
+		t.Fatalf("message %q does not tell the user what to do", msg)
+	}
+}
+
+// request builds a request to the node; headers alternate name, value.
+func (n *node) request(method, path string, body []byte, headers ...string) (*http.Request, error) {
+	var rdr io.Reader
+	if body != nil {
+		rdr = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, n.URL+path, rdr)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	return req, nil
+}
+
+// send does a request and reads the answer. Safe to call from goroutines.
+func (n *node) send(req *http.Request) (*response, error) {
+	resp, err := n.c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// do sends a request, failing the test on a transport error.
+func (n *node) do(method, path string, body []byte, headers ...string) *response {
+	n.t.Helper()
+	req, err := n.request(method, path, body, headers...)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	r, err := n.send(req)
+	if err != nil {
+		n.t.Fatalf("node %s: %s %s: %v", n.name, method, path, err)
+	}
+	return r
+}
+
+func jsonBody(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (n *node) postJSON(path string, v any, headers ...string) *response {
+	n.t.Helper()
+	return n.do(http.MethodPost, path, jsonBody(n.t, v), append([]string{"Content-Type", "application/json"}, headers...)...)
+}
+
+// session is the contract's session answer.
+type session struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	OpenID       string `json:"openid"`
+	UnionID      string `json:"unionid"`
+	AppID        string `json:"appid"`
+}
+
+func decodeSession(t *testing.T, what string, r *response) session {
+	t.Helper()
+	if r.Status != http.StatusOK {
+		t.Fatalf("%s: status %d: %s", what, r.Status, r.Body)
+	}
+	var s session
+	if err := json.Unmarshal(r.Body, &s); err != nil {
+		t.Fatalf("%s: answer is not a session (%v): %s", what, err, r.Body)
+	}
+	if s.AccessToken == "" || s.RefreshToken == "" || s.TokenType != "Bearer" || s.OpenID == "" || s.AppID != testAppID {
+		t.Fatalf("%s: session answer incomplete: %s", what, r.Body)
+	}
+	return s
+}
+
+// login posts a code and returns the session.
+func (n *node) login(code string) session {
+	n.t.Helper()
+	return decodeSession(n.t, "login on "+n.name, n.postJSON("/wx/login", map[string]string{"code": code}))
+}
+
+// refreshRaw posts a refresh token and returns whatever comes back.
+func (n *node) refreshRaw(refreshToken string) *response {
+	n.t.Helper()
+	return n.postJSON("/wx/refresh", map[string]string{"refresh_token": refreshToken})
+}
+
+// refresh spends a refresh token and returns the new session, which must be
+// the same user's with a new refresh token.
+func (n *node) refresh(old session) session {
+	n.t.Helper()
+	s := decodeSession(n.t, "refresh on "+n.name, n.refreshRaw(old.RefreshToken))
+	if s.OpenID != old.OpenID || s.AppID != old.AppID {
+		n.t.Fatalf("refresh on %s changed the user: %s/%s, was %s/%s", n.name, s.OpenID, s.AppID, old.OpenID, old.AppID)
+	}
+	if s.RefreshToken == old.RefreshToken {
+		n.t.Fatalf("refresh on %s answered the spent refresh token again", n.name)
+	}
+	return s
+}
+
+// logout posts /wx/logout with the access token.
+func (n *node) logout(accessToken string) *response {
+	n.t.Helper()
+	return n.do(http.MethodPost, "/wx/logout", nil, "Authorization", "Bearer "+accessToken)
+}
+
+// get calls the upstream through the gate ("" for no token).
+func (n *node) get(path, accessToken string) *response {
+	n.t.Helper()
+	var headers []string
+	if accessToken != "" {
+		headers = []string{"Authorization", "Bearer " + accessToken}
+	}
+	return n.do(http.MethodGet, path, nil, headers...)
+}
+
+// mustPass checks that the gate lets the token through to the upstream as
+// this user, via this node.
+func (n *node) mustPass(path string, s session) {
+	n.t.Helper()
+	r := n.get(path, s.AccessToken)
+	if r.Status != http.StatusOK {
+		n.t.Fatalf("gate on %s refused a valid token: %d %s", n.name, r.Status, r.Body)
+	}
+	h := n.c.upstream.LastHeaders()
+	if got := h.Values("X-Wx-Openid"); len(got) != 1 || got[0] != s.OpenID {
+		n.t.Fatalf("via %s the upstream saw X-WX-OPENID %q, want [%q]", n.name, got, s.OpenID)
+	}
+	if got := h.Get("X-Test-Node"); got != n.name {
+		n.t.Fatalf("the upstream's latest request came via node %q, want %q", got, n.name)
+	}
+	if got := h.Get("Authorization"); got != "" {
+		n.t.Fatalf("the access token reached the upstream via %s", n.name)
+	}
+}
+
+// mustRefuse checks that the gate answers 401 with this error code, and the
+// WWW-Authenticate the contract gives token errors.
+func (n *node) mustRefuse(path, accessToken, code string) {
+	n.t.Helper()
+	r := n.get(path, accessToken)
+	r.Error(n.t, http.StatusUnauthorized, code)
+	if got, want := r.Header.Get("WWW-Authenticate"), `Bearer realm="wxauth", error="invalid_token"`; got != want {
+		n.t.Fatalf("node %s: WWW-Authenticate = %q, want %q", n.name, got, want)
+	}
+}
+
+// waitRevoked polls the gate on n with accessToken until it answers 401
+// token_revoked, failing after limit, and returns how long after since that
+// happened. Until then the token must still pass (200): any other answer
+// fails at once.
+func (n *node) waitRevoked(accessToken string, since time.Time, limit time.Duration) time.Duration {
+	n.t.Helper()
+	deadline := since.Add(limit)
+	for {
+		r := n.get("/poll", accessToken)
+		at := time.Now()
+		switch {
+		case r.Status == http.StatusUnauthorized && r.code() == "token_revoked":
+			return at.Sub(since)
+		case r.Status != http.StatusOK:
+			n.t.Fatalf("node %s: while waiting for token_revoked the gate answered %d %s", n.name, r.Status, r.Body)
+		}
+		if at.After(deadline) {
+			n.t.Fatalf("node %s still lets the revoked token through %v later (want 401 token_revoked)", n.name, at.Sub(since).Round(time.Millisecond))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
