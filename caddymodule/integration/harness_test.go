@@ -10,19 +10,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/wxauth/caddy-wxauth"
+	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
 )
 
@@ -40,7 +38,7 @@ type gateway struct {
 	t        *testing.T
 	URL      string // http://127.0.0.1:port
 	Platform *platformtest.Server
-	Upstream *upstream
+	Upstream *e2etest.Upstream
 	LogPath  string
 	DataDir  string
 	client   *http.Client
@@ -87,7 +85,7 @@ func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	g := &gateway{
 		t:        t,
 		Platform: platformtest.New(t),
-		Upstream: newUpstream(t),
+		Upstream: e2etest.NewUpstream(t),
 		DataDir:  cfg.DataDir,
 		client:   &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
@@ -95,7 +93,7 @@ func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 		g.DataDir = t.TempDir()
 	}
 	g.LogPath = filepath.Join(t.TempDir(), "caddy.log")
-	g.URL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	g.URL = fmt.Sprintf("http://127.0.0.1:%d", e2etest.FreePort(t))
 	g.load(cfg)
 	return g
 }
@@ -137,87 +135,8 @@ func (g *gateway) load(cfg gatewayConfig) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// upstream is the protected app: it answers with the headers it received,
-// and remembers the last request's headers.
-type upstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	last http.Header
-	hits int
-}
-
-func newUpstream(t *testing.T) *upstream {
-	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.last = r.Header.Clone()
-		u.hits++
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-// LastHeaders is what the upstream received on its latest request.
-func (u *upstream) LastHeaders() http.Header {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.last.Clone()
-}
-
-func (u *upstream) Hits() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.hits
-}
-
 // response is a read answer.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// JSON decodes the body into a map.
-func (r *response) JSON(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("answer is not JSON (%v): %q", err, r.Body)
-	}
-	return m
-}
-
-// Error checks that the answer is the contract's JSON error with this
-// status and code, and that the message is there for humans.
-func (r *response) Error(t *testing.T, status int, code string) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
-	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Fatalf("Content-Type = %q, want application/json", ct)
-	}
-	m := r.JSON(t)
-	if m["error"] != code {
-		t.Fatalf("error = %v, want %s; body %s", m["error"], code, r.Body)
-	}
-	if msg, _ := m["message"].(string); len(msg) < 10 {
-		t.Fatalf("message %q does not tell the user what to do", msg)
-	}
-}
+type response = e2etest.Response
 
 // do sends a request to the gateway. headers alternate name, value.
 func (g *gateway) do(method, path string, body []byte, headers ...string) *response {

@@ -14,9 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
 )
 
@@ -86,7 +85,7 @@ type cluster struct {
 	t        *testing.T
 	storage  string
 	platform *platformtest.Server
-	upstream *upstream
+	upstream *e2etest.Upstream
 	client   *http.Client
 }
 
@@ -96,7 +95,7 @@ func newCluster(t *testing.T) *cluster {
 		t:        t,
 		storage:  t.TempDir(),
 		platform: platformtest.New(t),
-		upstream: newUpstream(t),
+		upstream: e2etest.NewUpstream(t),
 		client: &http.Client{
 			Timeout:       10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -160,11 +159,11 @@ func (c *cluster) launch(name string, cfg nodeConfig) *node {
 		c:      c,
 		name:   name,
 		dir:    t.TempDir(),
-		port:   freePort(t),
+		port:   e2etest.FreePort(t),
 		exited: make(chan struct{}),
 	}
 	n.URL = fmt.Sprintf("http://127.0.0.1:%d", n.port)
-	n.adminAddr = fmt.Sprintf("localhost:%d", freePort(t))
+	n.adminAddr = fmt.Sprintf("localhost:%d", e2etest.FreePort(t))
 	n.configPath = filepath.Join(n.dir, "Caddyfile")
 	n.logPath = filepath.Join(n.dir, "caddy.log")
 	n.outPath = filepath.Join(n.dir, "output.log")
@@ -330,82 +329,8 @@ func tail(s string, lines int) string {
 	return strings.Join(all, "\n")
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// upstream is the protected app: it answers 200 with the headers it
-// received, and remembers the latest request's headers.
-type upstream struct {
-	*httptest.Server
-	mu   sync.Mutex
-	last http.Header
-	hits int
-}
-
-func newUpstream(t *testing.T) *upstream {
-	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.last = r.Header.Clone()
-		u.hits++
-		u.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) LastHeaders() http.Header {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.last.Clone()
-}
-
 // response is an answer, read in full.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// code is the "error" field of a JSON error answer, or "".
-func (r *response) code() string {
-	var m struct {
-		Error string `json:"error"`
-	}
-	_ = json.Unmarshal(r.Body, &m)
-	return m.Error
-}
-
-// Error checks that the answer is the contract's JSON error with this status
-// and code, with a message for humans.
-func (r *response) Error(t *testing.T, status int, code string) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("status = %d, want %d (%s); body %s", r.Status, status, code, r.Body)
-	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Fatalf("Content-Type = %q, want application/json; body %s", ct, r.Body)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("error answer is not JSON (%v): %q", err, r.Body)
-	}
-	if m["error"] != code {
-		t.Fatalf("error = %v, want %s; body %s", m["error"], code, r.Body)
-	}
-	if msg, _ := m["message"].(string); len(msg) < 10 {
-		t.Fatalf("message %q does not tell the user what to do", msg)
-	}
-}
+type response = e2etest.Response
 
 // request builds a request to the node; headers alternate name, value.
 func (n *node) request(method, path string, body []byte, headers ...string) (*http.Request, error) {
@@ -575,7 +500,7 @@ func (n *node) waitRevoked(accessToken string, since time.Time, limit time.Durat
 		r := n.get("/poll", accessToken)
 		at := time.Now()
 		switch {
-		case r.Status == http.StatusUnauthorized && r.code() == "token_revoked":
+		case r.Status == http.StatusUnauthorized && r.Code() == "token_revoked":
 			return at.Sub(since)
 		case r.Status != http.StatusOK:
 			n.t.Fatalf("node %s: while waiting for token_revoked the gate answered %d %s", n.name, r.Status, r.Body)

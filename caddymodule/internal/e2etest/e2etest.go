@@ -1,0 +1,109 @@
+// Package e2etest holds what the end-to-end tests (one Caddy in-process,
+// and several Caddy processes) share: a free port, the upstream app that
+// records what reaches it, and a read answer with the contract's error
+// check. Only tests import it.
+package e2etest
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Upstream is the protected app: it answers 200 with the path and the
+// headers it received, and remembers the latest request's headers.
+type Upstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	last http.Header
+	hits int
+}
+
+// NewUpstream starts an Upstream, closed when the test ends.
+func NewUpstream(t testing.TB) *Upstream {
+	u := &Upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.last = r.Header.Clone()
+		u.hits++
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// LastHeaders is what the upstream received on its latest request.
+func (u *Upstream) LastHeaders() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.last.Clone()
+}
+
+// Hits is how many requests reached the upstream.
+func (u *Upstream) Hits() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.hits
+}
+
+// Response is an answer, read in full.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a map.
+func (r *Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("answer is not JSON (%v): %q", err, r.Body)
+	}
+	return m
+}
+
+// Code is the "error" field of a JSON error answer, or "".
+func (r *Response) Code() string {
+	var m struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &m)
+	return m.Error
+}
+
+// Error checks that the answer is the contract's JSON error with this
+// status and code, with a message that tells a human what to do.
+func (r *Response) Error(t testing.TB, status int, code string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status = %d, want %d (%s); body %s", r.Status, status, code, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type = %q, want application/json; body %s", ct, r.Body)
+	}
+	m := r.JSON(t)
+	if m["error"] != code {
+		t.Fatalf("error = %v, want %s; body %s", m["error"], code, r.Body)
+	}
+	if msg, _ := m["message"].(string); len(msg) < 10 {
+		t.Fatalf("message %q does not tell the user what to do", msg)
+	}
+}
