@@ -175,33 +175,12 @@ func (g *gateway) postJSON(path string, v any, headers ...string) *response {
 }
 
 // session is the contract's session answer.
-type session struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-	OpenID       string `json:"openid"`
-	UnionID      string `json:"unionid"`
-	AppID        string `json:"appid"`
-	HasProfile   bool   `json:"has_profile"`
-	Profile      *struct {
-		Nickname  string `json:"nickname"`
-		AvatarURL string `json:"avatar_url"`
-	} `json:"profile"`
-}
+type session = e2etest.Session
 
 // login posts a code and returns the session, failing the test otherwise.
 func (g *gateway) login(code string) session {
 	g.t.Helper()
-	r := g.postJSON("/wx/login", map[string]string{"code": code})
-	if r.Status != http.StatusOK {
-		g.t.Fatalf("login %q: status %d: %s", code, r.Status, r.Body)
-	}
-	var s session
-	if err := json.Unmarshal(r.Body, &s); err != nil {
-		g.t.Fatal(err)
-	}
-	return s
+	return g.postJSON("/wx/login", map[string]string{"code": code}).Session(g.t, "login "+code)
 }
 
 // get calls the upstream through the gate with a token ("" for none).

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,23 +16,11 @@ func (g *gateway) refresh(refreshToken string) *response {
 	return g.postJSON("/wx/refresh", map[string]string{"refresh_token": refreshToken})
 }
 
-func decodeSession(t *testing.T, r *response) session {
-	t.Helper()
-	if r.Status != http.StatusOK {
-		t.Fatalf("status %d: %s", r.Status, r.Body)
-	}
-	var s session
-	if err := json.Unmarshal(r.Body, &s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	g := startGateway(t, gatewayConfig{})
 	first := g.login("mia")
 
-	second := decodeSession(t, g.refresh(first.RefreshToken))
+	second := g.refresh(first.RefreshToken).Session(t, "refresh")
 	// (The access token may come out identical within one second: EdDSA
 	// is deterministic and the claims are the same.)
 	if second.RefreshToken == first.RefreshToken {
@@ -48,7 +35,7 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	if g.Upstream.LastHeaders().Get("X-Wx-Openid") != first.OpenID {
 		t.Error("refreshed token names another user")
 	}
-	third := decodeSession(t, g.refresh(second.RefreshToken))
+	third := g.refresh(second.RefreshToken).Session(t, "refresh")
 
 	// The first refresh token, spent twice over, comes back: theft.
 	g.refresh(first.RefreshToken).Error(t, http.StatusUnauthorized, "token_revoked")
@@ -126,7 +113,7 @@ func TestLogout(t *testing.T) {
 	if r := g.get("/", keep.AccessToken); r.Status != http.StatusOK {
 		t.Errorf("logout ended another session: %d", r.Status)
 	}
-	decodeSession(t, g.refresh(keep.RefreshToken))
+	g.refresh(keep.RefreshToken).Session(t, "refresh")
 
 	// Logout needs a token, and POST.
 	g.do("POST", "/wx/logout", nil).Error(t, http.StatusUnauthorized, "login_required")
@@ -159,7 +146,7 @@ func TestRestartKeepsTokens(t *testing.T) {
 	if r := g2.get("/", s.AccessToken); r.Status != http.StatusOK {
 		t.Fatalf("token refused after the restart: %d %s", r.Status, r.Body)
 	}
-	decodeSession(t, g2.refresh(s.RefreshToken))
+	g2.refresh(s.RefreshToken).Session(t, "refresh")
 }
 
 func TestReloadKeepsTokensAndLeaksNothing(t *testing.T) {
@@ -205,7 +192,7 @@ func TestReloadKeepsTokensAndLeaksNothing(t *testing.T) {
 	if r := g.get("/", s.AccessToken); r.Status != http.StatusOK {
 		t.Fatalf("token refused after reloads: %d %s", r.Status, r.Body)
 	}
-	decodeSession(t, g.refresh(s.RefreshToken))
+	g.refresh(s.RefreshToken).Session(t, "refresh")
 }
 
 // settledGoroutines counts goroutines once the count stops changing.

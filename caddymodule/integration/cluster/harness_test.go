@@ -391,27 +391,14 @@ func (n *node) postJSON(path string, v any, headers ...string) *response {
 }
 
 // session is the contract's session answer.
-type session struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-	OpenID       string `json:"openid"`
-	UnionID      string `json:"unionid"`
-	AppID        string `json:"appid"`
-}
+type session = e2etest.Session
 
+// decodeSession checks a session answer, and that it is for the test app.
 func decodeSession(t *testing.T, what string, r *response) session {
 	t.Helper()
-	if r.Status != http.StatusOK {
-		t.Fatalf("%s: status %d: %s", what, r.Status, r.Body)
-	}
-	var s session
-	if err := json.Unmarshal(r.Body, &s); err != nil {
-		t.Fatalf("%s: answer is not a session (%v): %s", what, err, r.Body)
-	}
-	if s.AccessToken == "" || s.RefreshToken == "" || s.TokenType != "Bearer" || s.OpenID == "" || s.AppID != testAppID {
-		t.Fatalf("%s: session answer incomplete: %s", what, r.Body)
+	s := r.Session(t, what)
+	if s.AppID != testAppID {
+		t.Fatalf("%s: session for app %q, want %q", what, s.AppID, testAppID)
 	}
 	return s
 }

@@ -107,3 +107,36 @@ func (r *Response) Error(t testing.TB, status int, code string) {
 		t.Fatalf("message %q does not tell the user what to do", msg)
 	}
 }
+
+// Session is the contract's session answer.
+type Session struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	OpenID       string `json:"openid"`
+	UnionID      string `json:"unionid"`
+	AppID        string `json:"appid"`
+	HasProfile   bool   `json:"has_profile"`
+	Profile      *struct {
+		Nickname  string `json:"nickname"`
+		AvatarURL string `json:"avatar_url"`
+	} `json:"profile"`
+}
+
+// Session checks that the answer is a 200 session answer with every
+// required field, and returns it; what names the request in failures.
+func (r *Response) Session(t testing.TB, what string) Session {
+	t.Helper()
+	if r.Status != http.StatusOK {
+		t.Fatalf("%s: status %d: %s", what, r.Status, r.Body)
+	}
+	var s Session
+	if err := json.Unmarshal(r.Body, &s); err != nil {
+		t.Fatalf("%s: answer is not a session (%v): %s", what, err, r.Body)
+	}
+	if s.AccessToken == "" || s.RefreshToken == "" || s.TokenType != "Bearer" || s.OpenID == "" || s.AppID == "" {
+		t.Fatalf("%s: session answer incomplete: %s", what, r.Body)
+	}
+	return s
+}
