@@ -114,6 +114,14 @@ type AppConfig struct {
 	APIBase  string `json:"api_base,omitempty"`
 }
 
+// kind is the app's platform; wechat when none is set.
+func (ac AppConfig) kind() (platform.Kind, error) {
+	if ac.Platform == "" {
+		return platform.WeChat, nil
+	}
+	return platform.ParseKind(ac.Platform)
+}
+
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -218,7 +226,7 @@ func (h *Handler) loadCodec(ctx caddy.Context, repl *caddy.Replacer) error {
 // resolveApp turns one app's config into what the platform client needs,
 // replacing placeholders in the secret.
 func (h *Handler) resolveApp(ac AppConfig, repl *caddy.Replacer) (platform.App, error) {
-	kind, err := platform.ParseKind(defaultString(ac.Platform, string(platform.WeChat)))
+	kind, err := ac.kind()
 	if err != nil {
 		return platform.App{}, fmt.Errorf("wxauth: app %s: %v", ac.AppID, err)
 	}
@@ -255,7 +263,7 @@ func (h *Handler) checkConfig() error {
 			return fmt.Errorf("wxauth: app %s is configured twice", ac.AppID)
 		}
 		seen[ac.AppID] = true
-		kind, err := platform.ParseKind(defaultString(ac.Platform, string(platform.WeChat)))
+		kind, err := ac.kind()
 		if err != nil {
 			return fmt.Errorf("wxauth: app %s: %v", ac.AppID, err)
 		}
@@ -354,13 +362,6 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 		return time.Duration(d)
 	}
 	return def
-}
-
-func defaultString(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // verified is what the gate keeps per token it has checked.
