@@ -181,7 +181,9 @@ func IdentityOf(sess *session.Session, user *session.User) token.Identity {
 		OpenID:    sess.OpenID,
 		UnionID:   user.UnionID,
 		Source:    sess.Source,
-		Phone:     user.Phone,
+	}
+	if user.Phone != nil {
+		id.Phone = user.Phone.Number
 	}
 	if user.Profile != nil {
 		id.Nickname = user.Profile.Nickname

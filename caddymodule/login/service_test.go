@@ -429,7 +429,7 @@ func TestNewLoginReplacesSessionKeyKeepsProfile(t *testing.T) {
 	}
 	if _, err := s.Store.UpdateUser(ctx, testApp.AppID, "o-same", func(u *session.User) error {
 		u.Profile = &session.Profile{Nickname: "小明", AvatarURL: "https://example.com/a.png"}
-		u.Phone = "+8613800000000"
+		u.Phone = &session.PhoneNumber{Number: "+8613800000000", PureNumber: "13800000000", CountryCode: "86"}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -446,8 +446,8 @@ func TestNewLoginReplacesSessionKeyKeepsProfile(t *testing.T) {
 	if u.SessionKey != "key-1" || !u.SessionKeyUpdated.Equal(clock.Now()) {
 		t.Errorf("stored SessionKey = %q updated %v, want key-1 updated now", u.SessionKey, u.SessionKeyUpdated)
 	}
-	if u.Profile == nil || u.Profile.Nickname != "小明" || u.Phone != "+8613800000000" {
-		t.Errorf("profile/phone lost: %+v phone %q", u.Profile, u.Phone)
+	if u.Profile == nil || u.Profile.Nickname != "小明" || u.Phone == nil || u.Phone.Number != "+8613800000000" {
+		t.Errorf("profile/phone lost: %+v phone %v", u.Profile, u.Phone)
 	}
 	// The new token carries the profile stored earlier.
 	id, _, err := s.Codec.Verify(res.AccessToken, clock.Now())
@@ -596,7 +596,7 @@ func flightCount(s *Service) int {
 
 func TestIdentityOf(t *testing.T) {
 	sess := &session.Session{ID: "sid", AppID: "wx1", OpenID: "o-1", Source: "qq-miniprogram"}
-	user := &session.User{AppID: "wx1", OpenID: "o-other", UnionID: "u-1", Phone: "+86",
+	user := &session.User{AppID: "wx1", OpenID: "o-other", UnionID: "u-1", Phone: &session.PhoneNumber{Number: "+86", CountryCode: "86"},
 		Profile: &session.Profile{Nickname: "n", AvatarURL: "a"}, SessionKey: "secret"}
 	got := IdentityOf(sess, user)
 	want := token.Identity{SessionID: "sid", AppID: "wx1", OpenID: "o-1", UnionID: "u-1",
@@ -604,8 +604,8 @@ func TestIdentityOf(t *testing.T) {
 	if got != want {
 		t.Errorf("IdentityOf = %+v, want %+v", got, want)
 	}
-	user.Profile = nil
-	if got := IdentityOf(sess, user); got.Nickname != "" || got.AvatarURL != "" {
+	user.Profile, user.Phone = nil, nil
+	if got := IdentityOf(sess, user); got.Nickname != "" || got.AvatarURL != "" || got.Phone != "" {
 		t.Errorf("IdentityOf without profile = %+v", got)
 	}
 }

@@ -41,7 +41,9 @@ type User struct {
 	OpenID  string   `json:"openid"`
 	UnionID string   `json:"unionid,omitempty"`
 	Profile *Profile `json:"profile,omitempty"`
-	Phone   string   `json:"phone,omitempty"`
+
+	// Phone is set once the user shared their number (POST /wx/phone).
+	Phone *PhoneNumber `json:"phone,omitempty"`
 
 	// SessionKey is the platform's key for this user's encrypted data. The
 	// platform keeps only the newest one per user, so neither do we. It never
@@ -58,6 +60,29 @@ func (u User) String() string {
 
 // GoString: see String.
 func (u User) GoString() string { return u.String() }
+
+// PhoneNumber is a number the platform confirmed belongs to the user. Its
+// JSON names are those of the /wx/phone answer.
+type PhoneNumber struct {
+	// Number is what the platform calls phoneNumber: the national number
+	// for China, with a "+<country code>" prefix elsewhere. It is what
+	// X-WX-PHONE carries.
+	Number      string `json:"phone_number"`
+	PureNumber  string `json:"pure_phone_number"`
+	CountryCode string `json:"country_code"`
+}
+
+// String and GoString keep the number itself out of logs and errors: it is
+// personal data, and the gateway promises never to log it.
+func (p PhoneNumber) String() string {
+	if p.Number == "" {
+		return "phone(none)"
+	}
+	return "phone(+" + p.CountryCode + " ****)"
+}
+
+// GoString: see String.
+func (p PhoneNumber) GoString() string { return p.String() }
 
 // Session is one login: what a refresh token trades against.
 type Session struct {
@@ -235,8 +260,12 @@ func (s *Store) SaveSession(ctx context.Context, sess *Session) error {
 // LoadCode returns the record of an exchanged login code, or ErrNotFound
 // (also when it has expired at now).
 func (s *Store) LoadCode(ctx context.Context, appid, code string, now time.Time) (*CodeRecord, error) {
+	return s.loadCodeRecord(ctx, codeKey(appid, code), appid, now)
+}
+
+func (s *Store) loadCodeRecord(ctx context.Context, key, appid string, now time.Time) (*CodeRecord, error) {
 	var rec CodeRecord
-	if err := s.load(ctx, codeKey(appid, code), &rec); err != nil {
+	if err := s.load(ctx, key, &rec); err != nil {
 		return nil, err
 	}
 	if !now.Before(rec.Expires) || rec.AppID != appid {
@@ -248,6 +277,30 @@ func (s *Store) LoadCode(ctx context.Context, appid, code string, now time.Time)
 // SaveCode remembers that code was exchanged for rec's user.
 func (s *Store) SaveCode(ctx context.Context, code string, rec *CodeRecord) error {
 	return s.save(ctx, codeKey(rec.AppID, code), rec)
+}
+
+// Phone codes (from the getPhoneNumber button) are remembered like login
+// codes, in the same folder so the sweep removes them too, under keys of
+// their own: a phone code and a login code never name one record.
+func phoneCodeKey(appid, code string) string { return codeKey(appid, "phone\x00"+code) }
+
+// PhoneCodeLockName is the storage lock held while a phone code is
+// exchanged: getuserphonenumber is billed per call, so one code is
+// exchanged once across every node.
+func PhoneCodeLockName(appid, code string) string {
+	sum := sha256.Sum256([]byte(appid + "\x00phone\x00" + code))
+	return Prefix + "/phonecodes/" + hex.EncodeToString(sum[:])
+}
+
+// LoadPhoneCode returns the record of an exchanged phone code, or
+// ErrNotFound (also when it has expired at now).
+func (s *Store) LoadPhoneCode(ctx context.Context, appid, code string, now time.Time) (*CodeRecord, error) {
+	return s.loadCodeRecord(ctx, phoneCodeKey(appid, code), appid, now)
+}
+
+// SavePhoneCode remembers that a phone code was exchanged for rec's user.
+func (s *Store) SavePhoneCode(ctx context.Context, code string, rec *CodeRecord) error {
+	return s.save(ctx, phoneCodeKey(rec.AppID, code), rec)
 }
 
 func (s *Store) load(ctx context.Context, key string, v any) error {

@@ -57,7 +57,7 @@ func TestUserRoundTrip(t *testing.T) {
 		OpenID:            "o-abc_DEF",
 		UnionID:           "u-1",
 		Profile:           &Profile{Nickname: "小明😀", AvatarURL: "https://example.com/a.png"},
-		Phone:             "+8613800000000",
+		Phone:             &PhoneNumber{Number: "+8613800000000", PureNumber: "13800000000", CountryCode: "86"},
 		SessionKey:        "c2Vzc2lvbmtleTEyMzQ1Ng==",
 		SessionKeyUpdated: testNow,
 	}
@@ -69,7 +69,7 @@ func TestUserRoundTrip(t *testing.T) {
 		t.Fatalf("LoadUser: %v", err)
 	}
 	if got.AppID != want.AppID || got.OpenID != want.OpenID || got.UnionID != want.UnionID ||
-		got.Phone != want.Phone || got.SessionKey != want.SessionKey ||
+		*got.Phone != *want.Phone || got.SessionKey != want.SessionKey ||
 		!got.SessionKeyUpdated.Equal(want.SessionKeyUpdated) {
 		t.Errorf("LoadUser = %#v, want %#v", got, want)
 	}
@@ -237,6 +237,32 @@ func TestCodeRoundTripAndExpiry(t *testing.T) {
 	}
 }
 
+// Phone codes and login codes live side by side but never name one record:
+// the same string used as both is two different codes.
+func TestPhoneCodeSeparateFromLoginCode(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	rec := &CodeRecord{AppID: "wx123", OpenID: "o-1", Expires: testNow.Add(5 * time.Minute)}
+	if err := s.SavePhoneCode(ctx, "code-A", rec); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LoadPhoneCode(ctx, "wx123", "code-A", testNow); err != nil || got.OpenID != "o-1" {
+		t.Fatalf("LoadPhoneCode = %+v, %v", got, err)
+	}
+	if _, err := s.LoadCode(ctx, "wx123", "code-A", testNow); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a phone code answered as a login code: err = %v", err)
+	}
+	if _, err := s.LoadPhoneCode(ctx, "wx123", "code-A", rec.Expires); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an expired phone code was found: err = %v", err)
+	}
+	if _, err := s.LoadPhoneCode(ctx, "wx999", "code-A", testNow); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another app's phone code was found: err = %v", err)
+	}
+	if PhoneCodeLockName("wx123", "code-A") == PhoneCodeLockName("wx123", "code-B") {
+		t.Error("two phone codes share a lock")
+	}
+}
+
 // The record's own appid is checked too, not only the key it lives under:
 // a record for app A that somehow sits under app B's key must not log a
 // user into B.
@@ -274,7 +300,7 @@ func TestCorruptRecord(t *testing.T) {
 	}
 
 	// UpdateUser must not paper over the corruption with a fresh record.
-	if _, err := s.UpdateUser(ctx, "wx123", "o-1", func(u *User) error { u.Phone = "1"; return nil }); err == nil {
+	if _, err := s.UpdateUser(ctx, "wx123", "o-1", func(u *User) error { u.UnionID = "1"; return nil }); err == nil {
 		t.Error("UpdateUser over a corrupt record succeeded")
 	}
 	if data, _ := s.Storage().Load(ctx, key); string(data) != "{not json" {
@@ -322,7 +348,7 @@ func TestUpdateUserPreservesUntouchedFields(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
 	if err := s.SaveUser(ctx, &User{
-		AppID: "wx123", OpenID: "o-1", UnionID: "u-1", Phone: "+86138",
+		AppID: "wx123", OpenID: "o-1", UnionID: "u-1", Phone: &PhoneNumber{Number: "+86138"},
 		Profile:    &Profile{Nickname: "小明", AvatarURL: "https://example.com/a.png"},
 		SessionKey: "old",
 	}); err != nil {
@@ -344,20 +370,20 @@ func TestUpdateUserPreservesUntouchedFields(t *testing.T) {
 	if got.Profile == nil || got.Profile.Nickname != "小明" || got.Profile.AvatarURL != "https://example.com/a.png" {
 		t.Errorf("Profile = %+v, want it kept", got.Profile)
 	}
-	if got.Phone != "+86138" || got.UnionID != "u-1" {
-		t.Errorf("Phone/UnionID = %q/%q, want kept", got.Phone, got.UnionID)
+	if got.Phone == nil || got.Phone.Number != "+86138" || got.UnionID != "u-1" {
+		t.Errorf("Phone/UnionID = %v/%q, want kept", got.Phone, got.UnionID)
 	}
 }
 
 func TestUpdateUserFnErrorLeavesRecord(t *testing.T) {
 	ctx := context.Background()
 	s, dir := newTestStore(t)
-	if err := s.SaveUser(ctx, &User{AppID: "wx123", OpenID: "o-1", Phone: "1", SessionKey: "k1"}); err != nil {
+	if err := s.SaveUser(ctx, &User{AppID: "wx123", OpenID: "o-1", UnionID: "1", SessionKey: "k1"}); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
 	u, err := s.UpdateUser(ctx, "wx123", "o-1", func(u *User) error {
-		u.Phone = "2"
+		u.UnionID = "2"
 		u.SessionKey = "k2"
 		return boom
 	})
@@ -368,13 +394,13 @@ func TestUpdateUserFnErrorLeavesRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Phone != "1" || got.SessionKey != "k1" {
+	if got.UnionID != "1" || got.SessionKey != "k1" {
 		t.Errorf("after failed fn stored user = %+v, want untouched", got)
 	}
 
 	// A failing fn on a missing user must not create one either.
 	before := len(storedFiles(t, dir))
-	if _, err := s.UpdateUser(ctx, "wx123", "o-2", func(u *User) error { u.Phone = "x"; return boom }); !errors.Is(err, boom) {
+	if _, err := s.UpdateUser(ctx, "wx123", "o-2", func(u *User) error { u.UnionID = "x"; return boom }); !errors.Is(err, boom) {
 		t.Errorf("UpdateUser(missing) err = %v, want boom", err)
 	}
 	if _, err := s.LoadUser(ctx, "wx123", "o-2"); !errors.Is(err, ErrNotFound) {
@@ -403,9 +429,9 @@ func TestUpdateUserConcurrentNoLostUpdate(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, err := s.UpdateUser(ctx, "wx123", "o-1", func(u *User) error {
-				cur := u.Phone
+				cur := u.UnionID
 				time.Sleep(time.Millisecond)
-				u.Phone = cur + "x"
+				u.UnionID = cur + "x"
 				return nil
 			})
 			errs <- err
@@ -422,8 +448,8 @@ func TestUpdateUserConcurrentNoLostUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Phone) != n {
-		t.Errorf("after %d concurrent appends Phone has %d characters: updates were lost", n, len(got.Phone))
+	if len(got.UnionID) != n {
+		t.Errorf("after %d concurrent appends UnionID has %d characters: updates were lost", n, len(got.UnionID))
 	}
 	if got.Profile == nil || got.Profile.Nickname != "keep" {
 		t.Errorf("Profile = %+v, want kept", got.Profile)
@@ -432,7 +458,8 @@ func TestUpdateUserConcurrentNoLostUpdate(t *testing.T) {
 
 func TestUserStringHidesSessionKey(t *testing.T) {
 	const secret = "U2VjcmV0U2Vzc2lvbktleQ=="
-	u := &User{AppID: "wx123", OpenID: "o-1", SessionKey: secret, Phone: "+86138"}
+	const number = "13912345678"
+	u := &User{AppID: "wx123", OpenID: "o-1", SessionKey: secret, Phone: &PhoneNumber{Number: number, PureNumber: number, CountryCode: "86"}}
 	outputs := map[string]string{
 		"String()":    u.String(),
 		"Sprint":      fmt.Sprint(u),
@@ -445,6 +472,14 @@ func TestUserStringHidesSessionKey(t *testing.T) {
 	for name, out := range outputs {
 		if strings.Contains(out, secret) {
 			t.Errorf("%s = %q contains the session key", name, out)
+		}
+		if strings.Contains(out, number) {
+			t.Errorf("%s = %q contains the phone number", name, out)
+		}
+	}
+	for _, verb := range []string{"%v", "%+v", "%s", "%#v"} {
+		if out := fmt.Sprintf(verb, *u.Phone); strings.Contains(out, number) || strings.Contains(out, "1234") {
+			t.Errorf("fmt %s of a PhoneNumber shows the number: %s", verb, out)
 		}
 	}
 	// It should still say which user it is, or it is useless in logs.
