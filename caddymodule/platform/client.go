@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,13 +11,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
 // DefaultTimeout bounds one platform call, its retry included, when
-// Client.Timeout is zero.
+// Client.Timeout is zero. (A Service call that must fetch an access_token
+// first makes two calls, each with its own bound.)
 const DefaultTimeout = 5 * time.Second
 
 // defaultRetryDelay is the pause before retrying an errcode -1 ("system busy").
@@ -89,16 +92,42 @@ func (c *Client) retryDelay() time.Duration {
 
 // request is one call to a platform API. Everything up to and including the
 // errcode check is shared; each API method then only validates its own fields.
+// A request is a GET with a query (method ""), a POST with a JSON body or a
+// POST with a multipart body: body is kept as bytes so a retry can send it
+// again.
 type request struct {
-	api   string     // short name used in errors, e.g. "code2session"
-	path  string     // e.g. "/sns/jscode2session"
-	query url.Values // may hold the secret or an access token: never formatted
+	api    string     // short name used in errors, e.g. "code2session"
+	method string     // "" means GET
+	path   string     // e.g. "/sns/jscode2session"
+	query  url.Values // may hold the secret: never formatted
+	// accessToken is sent as the access_token query parameter. Like the
+	// secret it is never formatted and is scrubbed from the platform's errmsg.
+	accessToken string
+	body        []byte // a POST's body, sent again as is on a retry
+	contentType string // body's Content-Type
 	// failures says what this API's own errcodes mean (e.g. 40029 for a login
 	// code); it takes precedence over commonFailures.
 	failures map[int]failure
+	// answers are errcodes that are results rather than failures (87014:
+	// the content is risky). Their body is decoded into out like a success's,
+	// and out reads the errcode itself.
+	answers []int
 	// noRetry is for billed calls (getuserphonenumber) that must never be sent
 	// twice, not even after errcode -1.
 	noRetry bool
+}
+
+// jsonRequest returns req as a POST of v as JSON. v is always plain data, so
+// encoding cannot fail (invalid UTF-8 in a string becomes U+FFFD).
+func jsonRequest(req request, v any) request {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic("platform: cannot encode a request body: " + err.Error())
+	}
+	req.method = http.MethodPost
+	req.body = body
+	req.contentType = "application/json"
+	return req
 }
 
 // status is the part of every answer that says whether the call worked. A
@@ -108,9 +137,10 @@ type status struct {
 	Errmsg  string `json:"errmsg"`
 }
 
-// getJSON sends req as a GET and decodes a successful answer into out. It
-// retries once after errcode -1 and returns a *Error for every failure.
-func (c *Client) getJSON(ctx context.Context, app App, req request, out any) error {
+// call sends req and decodes a successful answer into out. It retries once
+// after errcode -1 (unless req.noRetry) and returns a *Error for every
+// failure. Every platform API goes through here.
+func (c *Client) call(ctx context.Context, app App, req request, out any) error {
 	timeout := c.timeout()
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -130,8 +160,8 @@ func (c *Client) getJSON(ctx context.Context, app App, req request, out any) err
 			}
 			continue
 		}
-		if st.Errcode != 0 {
-			return errcodeError(req.api, st.Errcode, st.Errmsg, req.failures, app.Secret)
+		if st.Errcode != 0 && !slices.Contains(req.answers, st.Errcode) {
+			return errcodeError(req.api, st.Errcode, st.Errmsg, req.failures, app.Secret, req.accessToken)
 		}
 		if err := json.Unmarshal(body, out); err != nil {
 			return unavailable(req.api, "the platform's answer has fields of the wrong type; try again later")
@@ -148,9 +178,29 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 	if base == "" {
 		return nil, unavailable(req.api, fmt.Sprintf("the app's platform %q has no API base URL; the operator should fix the app's platform or api_base", string(app.Kind)))
 	}
+	query := make(url.Values, len(req.query)+1)
+	for k, v := range req.query {
+		query[k] = v
+	}
+	if req.accessToken != "" {
+		query.Set("access_token", req.accessToken)
+	}
+	target := base + req.path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	method := req.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	var reqBody io.Reader
+	if req.body != nil {
+		// A fresh reader per attempt: a retry sends the same bytes again.
+		reqBody = bytes.NewReader(req.body)
+	}
 	// The URL is built and parsed here, and its errors are never formatted:
-	// *url.Error prints the whole URL, secret included.
-	httpReq, err := http.NewRequestWithContext(callCtx, http.MethodGet, base+req.path+"?"+req.query.Encode(), nil)
+	// *url.Error prints the whole URL, secret or access_token included.
+	httpReq, err := http.NewRequestWithContext(callCtx, method, target, reqBody)
 	if err != nil {
 		return nil, unavailable(req.api, "the app's API base URL is not a valid URL; the operator should fix api_base")
 	}
@@ -158,6 +208,9 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 		return nil, unavailable(req.api, "the app's API base URL is not an http or https URL; the operator should fix api_base")
 	}
 	httpReq.Header.Set("Accept", "application/json")
+	if req.contentType != "" {
+		httpReq.Header.Set("Content-Type", req.contentType)
+	}
 
 	resp, err := c.httpClient().Do(httpReq)
 	if err != nil {

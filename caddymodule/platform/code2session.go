@@ -58,10 +58,11 @@ func (c *Client) Code2Session(ctx context.Context, app App, code string) (*Sessi
 			40029: {InvalidCode, "the login code is invalid or expired; call " + login + " again and post the new code"},
 			40163: {InvalidCode, "the login code was already used or has expired; call " + login + " again and post the new code"},
 			40226: {LoginBlocked, "the platform blocked this user's login as high-risk; the user cannot log in for now"},
+			45011: {RateLimited, "the platform is limiting how often this user can log in; wait a minute and try again"},
 		},
 	}
 	var answer code2SessionAnswer
-	if err := c.getJSON(ctx, app, req, &answer); err != nil {
+	if err := c.call(ctx, app, req, &answer); err != nil {
 		return nil, err
 	}
 

@@ -22,6 +22,11 @@ const (
 	LoginBlocked ErrorCode = "login_blocked"
 	// RateLimited: the platform's frequency limit was hit (45011); see RetryAfter.
 	RateLimited ErrorCode = "rate_limited"
+	// Unsupported: the request cannot succeed as sent, whatever the platform
+	// does: the app's platform has no such API (QQ mini programs have no
+	// phone-number API) or the input is unusable (an empty image). It is the
+	// contract's invalid_request (HTTP 400); nothing was sent to the platform.
+	Unsupported ErrorCode = "invalid_request"
 	// Unavailable: everything else. The platform is busy, slow, unreachable,
 	// answers garbage, refuses the app's credentials or quota, or answers an
 	// errcode this package does not know.
@@ -50,8 +55,8 @@ type Error struct {
 	Errmsg string
 }
 
-// Error describes the failure for logs. It never contains the app secret, a
-// session_key or a request URL.
+// Error describes the failure for logs. It never contains the app secret, an
+// access_token, a session_key, a phone number or a request URL.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("platform ")
@@ -92,11 +97,22 @@ var commonFailures = map[int]failure{
 		"the operator should check the appid and secret"},
 	45009: {Unavailable, "the app used up its daily quota for this platform API; " +
 		"try again tomorrow (the operator can reset the quota in the platform's console)"},
-	45011: {RateLimited, "the platform is limiting how often this user can log in; wait a minute and try again"},
+	45011: {RateLimited, "the platform is limiting how often this call can be made; wait a minute and try again"},
+	// A Service refreshes the access_token and retries once on these; a
+	// caller only sees them when the fresh token was refused too.
+	40001: {Unavailable, tokenRefusedMessage(40001)},
+	40014: {Unavailable, tokenRefusedMessage(40014)},
+	42001: {Unavailable, tokenRefusedMessage(42001)},
 }
 
-// errcodeError builds the Error for a non-zero errcode.
-func errcodeError(api string, errcode int, errmsg string, own map[int]failure, secret string) *Error {
+func tokenRefusedMessage(errcode int) string {
+	return fmt.Sprintf("the platform refused the app's access_token (errcode %d) even after it was refreshed; "+
+		"try again later (the operator should check that nothing else force-refreshes this app's token)", errcode)
+}
+
+// errcodeError builds the Error for a non-zero errcode. secrets (the app
+// secret, an access_token) are removed from errmsg.
+func errcodeError(api string, errcode int, errmsg string, own map[int]failure, secrets ...string) *Error {
 	f, ok := own[errcode]
 	if !ok {
 		f, ok = commonFailures[errcode]
@@ -104,7 +120,7 @@ func errcodeError(api string, errcode int, errmsg string, own map[int]failure, s
 	if !ok {
 		f = failure{Unavailable, fmt.Sprintf("the platform answered with errcode %d, which wxauth does not know; try again later", errcode)}
 	}
-	e := &Error{Code: f.code, API: api, Errcode: errcode, Message: f.message, Errmsg: scrubErrmsg(errmsg, secret)}
+	e := &Error{Code: f.code, API: api, Errcode: errcode, Message: f.message, Errmsg: scrubErrmsg(errmsg, secrets...)}
 	if f.code == RateLimited {
 		e.RetryAfter = rateLimitRetryAfter
 	}
@@ -116,11 +132,14 @@ func unavailable(api, message string) *Error {
 	return &Error{Code: Unavailable, API: api, Message: message}
 }
 
-// scrubErrmsg makes the platform's errmsg fit for logs: the secret is removed
-// (in case a proxy or fake echoes the request), control characters go, and the
-// length is bounded.
-func scrubErrmsg(errmsg, secret string) string {
-	if secret != "" {
+// scrubErrmsg makes the platform's errmsg fit for logs: the secrets (the app
+// secret, an access_token) are removed, raw or URL-escaped, in case a proxy or
+// fake echoes the request; control characters go, and the length is bounded.
+func scrubErrmsg(errmsg string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
 		errmsg = strings.ReplaceAll(errmsg, secret, "[redacted]")
 		if escaped := url.QueryEscape(secret); escaped != secret {
 			errmsg = strings.ReplaceAll(errmsg, escaped, "[redacted]")

@@ -1,7 +1,12 @@
 // Package platform is a small client for the WeChat and QQ server APIs that
 // wxauth needs. It speaks plain HTTP+JSON (no SDK) and turns every failure into
 // a *Error whose code maps onto the plugin's error contract and whose text is
-// safe to show: it never contains the app secret, a session_key or a request URL.
+// safe to show: it never contains the app secret, an access_token, a
+// session_key, a phone number or a request URL.
+//
+// Client makes single calls (code2Session, stable_token). Service, meant to
+// live as long as the node, calls the APIs that need an app's access_token
+// (content checks, phone numbers) and keeps those tokens cached.
 package platform
 
 import (

@@ -14,6 +14,27 @@
 //	badkey     a success whose session_key is "short"
 //	nounion    a success without a unionid
 //	slow       answers after 10s, or gives up when the request's context ends
+//
+// The APIs that need an access_token behave like the real ones too:
+//
+//   - stable_token (WeChat) and getToken (QQ) check the secret like
+//     code2session and issue a fresh random token on every fetch, valid for
+//     7200 s. (The real normal mode hands out the same token until shortly
+//     before it expires; fresh tokens let tests tell one fetch from the
+//     next.) Earlier tokens stay valid, as on the real platform, until
+//     ExpireTokens (then they get errcode 42001) or RevokeTokens (40001).
+//   - msg_sec_check, img_sec_check, getuserphonenumber and QQ's MsgSecCheck
+//     and ImgSecCheck refuse a missing or unknown token with 40001.
+//   - Content checks answer like the sandbox's ("risky" is risky); WeChat's
+//     text check also answers suggest "review" for text containing
+//     TextReview. Each check that got past the token is recorded
+//     (TextChecks, ImageChecks).
+//   - Phone codes are single-use per app (a second use gets 40029) and
+//     scripted: "numeric" answers countryCode as the JSON number 86, "intl"
+//     a US number (IntlPhoneNumber), "invalid" and "used" 40029, "busy" -1;
+//     any other code the sandbox's fixed number.
+//
+// FailPath makes every request to a path answer HTTP 500 until HealPath.
 package platformtest
 
 import (
@@ -27,6 +48,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,10 +68,65 @@ const (
 	CodeSlow      = "slow"
 )
 
+// Scripted phone codes and what they answer.
+const (
+	PhoneCodeNumeric    = "numeric" // the sandbox's number, countryCode sent as the JSON number 86
+	PhoneCodeIntl       = "intl"    // IntlPhoneNumber, IntlPurePhoneNumber, IntlCountryCode
+	IntlPhoneNumber     = "+1 2025550123"
+	IntlPurePhoneNumber = "2025550123"
+	IntlCountryCode     = "1"
+)
+
+// TextReview in a text makes WeChat's text check answer suggest "review"
+// with label ReviewLabel (unless the text is also risky).
+const (
+	TextReview  = "review"
+	ReviewLabel = 21000
+)
+
+// TokenExpiresIn is the expires_in, in seconds, of every token issued.
+const TokenExpiresIn = 7200
+
 // SlowDelay is how long the "slow" code takes to answer.
 const SlowDelay = 10 * time.Second
 
-const code2SessionPath = "/sns/jscode2session"
+// The paths the server answers itself; others go to the sandbox.
+const (
+	code2SessionPath = "/sns/jscode2session"
+	stableTokenPath  = "/cgi-bin/stable_token"
+	qqTokenPath      = "/api/getToken"
+	textCheckPath    = "/wxa/msg_sec_check"
+	qqTextCheckPath  = "/api/json/security/MsgSecCheck"
+	imageCheckPath   = "/wxa/img_sec_check"
+	qqImageCheckPath = "/api/json/security/ImgSecCheck"
+	phonePath        = "/wxa/business/getuserphonenumber"
+)
+
+// maxBody bounds the request bodies read.
+const maxBody = 10 << 20
+
+// TextCheck is one text check the server answered, its fields as received.
+type TextCheck struct {
+	AppID   string // the app the access_token was issued to
+	OpenID  string // "" for QQ
+	Scene   int    // 0 for QQ
+	Version int    // 0 for QQ
+	Content string
+}
+
+// tokenState is what an issued access_token answers.
+type tokenState int
+
+const (
+	tokenValid   tokenState = iota
+	tokenExpired            // errcode 42001
+	tokenRevoked            // errcode 40001
+)
+
+type issuedToken struct {
+	appid string
+	state tokenState
+}
 
 // Server is a fake platform API. Its methods are safe for concurrent use.
 type Server struct {
@@ -71,6 +148,13 @@ type Server struct {
 	redeemed    map[appCode]bool   // codes already exchanged successfully
 	sessionKeys map[appUser]string // newest session_key by (appid, openid)
 	secrets     []string
+	failing     map[string]bool         // paths that answer HTTP 500
+	tokens      map[string]*issuedToken // every access_token issued
+	tokenOrder  []string                // the same, in order
+	textChecks  []TextCheck
+	imageChecks [][]byte
+	phoneCalls  map[string]int   // getuserphonenumber calls by code
+	phoneUsed   map[appCode]bool // phone codes already exchanged successfully
 }
 
 type appCode struct{ appid, code string }
@@ -88,6 +172,10 @@ func New(t testing.TB) *Server {
 		attempts:    map[appCode]int{},
 		redeemed:    map[appCode]bool{},
 		sessionKeys: map[appUser]string{},
+		failing:     map[string]bool{},
+		tokens:      map[string]*issuedToken{},
+		phoneCalls:  map[string]int{},
+		phoneUsed:   map[appCode]bool{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
@@ -104,9 +192,9 @@ func (s *Server) Close() {
 	})
 }
 
-// AddApp registers an app. Once any app is registered, code2session calls
-// with an unknown appid get errcode 40013 and those with a wrong secret get
-// 40125; before that, any appid and secret are accepted.
+// AddApp registers an app. Once any app is registered, code2session and
+// token calls with an unknown appid get errcode 40013 and those with a wrong
+// secret get 40125; before that, any appid and secret are accepted.
 func (s *Server) AddApp(appid, secret string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,11 +223,83 @@ func (s *Server) CodeCalls(code string) int {
 	return s.codeCalls[code]
 }
 
-// SecretsSeen is every "secret" query value received, in order.
+// SecretsSeen is every secret received, in order: "secret" query values and
+// stable_token's JSON "secret".
 func (s *Server) SecretsSeen() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.secrets)
+}
+
+// FailPath makes every later request to path (e.g. "/wxa/img_sec_check")
+// answer HTTP 500 with an HTML body, as a failing platform does. The request
+// is still counted by Calls.
+func (s *Server) FailPath(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing[path] = true
+}
+
+// HealPath undoes FailPath.
+func (s *Server) HealPath(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.failing, path)
+}
+
+// ExpireTokens makes every access_token issued so far answer errcode 42001
+// (expired) from now on. Tokens issued later are valid.
+func (s *Server) ExpireTokens() {
+	s.setTokens(tokenExpired)
+}
+
+// RevokeTokens makes every access_token issued so far answer errcode 40001
+// (invalid, as after someone else's forced refresh) from now on.
+func (s *Server) RevokeTokens() {
+	s.setTokens(tokenRevoked)
+}
+
+func (s *Server) setTokens(state tokenState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.tokens {
+		t.state = state
+	}
+}
+
+// Tokens is every access_token issued, in order.
+func (s *Server) Tokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.tokenOrder)
+}
+
+// TextChecks is every text check answered (those refused for their token
+// are not), in order.
+func (s *Server) TextChecks() []TextCheck {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.textChecks)
+}
+
+// ImageChecks is the media bytes of every image check answered (those
+// refused for their token are not), in order.
+func (s *Server) ImageChecks() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	checks := make([][]byte, len(s.imageChecks))
+	for i, c := range s.imageChecks {
+		checks[i] = slices.Clone(c)
+	}
+	return checks
+}
+
+// PhoneCalls is how many getuserphonenumber requests carried code, whatever
+// they were answered.
+func (s *Server) PhoneCalls(code string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phoneCalls[code]
 }
 
 // LastSessionKey is the session_key of the newest successful login of openid
@@ -153,27 +313,241 @@ func (s *Server) LastSessionKey(appid, openid string) string {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query()
 	isCode2Session := r.Method == http.MethodGet && r.URL.Path == code2SessionPath
+	// The body is read once, to record what matters, and replayed to
+	// whichever handler answers.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		http.Error(w, "platformtest: cannot read the request body", http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	// Record before waiting, so tests can see calls that are still in flight.
 	s.mu.Lock()
 	s.calls[r.URL.Path]++
 	s.secrets = append(s.secrets, query["secret"]...)
-	if isCode2Session {
+	switch {
+	case isCode2Session:
 		code := query.Get("js_code")
 		s.codeCalls[code]++
 		s.attempts[appCode{query.Get("appid"), code}]++
+	case r.URL.Path == stableTokenPath:
+		var b struct {
+			Secret *string `json:"secret"`
+		}
+		if json.Unmarshal(body, &b) == nil && b.Secret != nil {
+			s.secrets = append(s.secrets, *b.Secret)
+		}
+	case r.URL.Path == phonePath:
+		var b struct {
+			Code string `json:"code"`
+		}
+		json.Unmarshal(body, &b) // a malformed body counts as code ""
+		s.phoneCalls[b.Code]++
 	}
+	failing := s.failing[r.URL.Path]
 	delay := s.delay
 	s.mu.Unlock()
 
 	if !s.wait(r.Context(), delay) {
 		return
 	}
-	if isCode2Session {
+	if failing {
+		writeHTTP500(w)
+		return
+	}
+	switch r.Method + " " + r.URL.Path {
+	case "GET " + code2SessionPath:
 		s.code2Session(w, r, query)
+	case "POST " + stableTokenPath:
+		var b struct {
+			GrantType string `json:"grant_type"`
+			AppID     string `json:"appid"`
+			Secret    string `json:"secret"`
+		}
+		if json.Unmarshal(body, &b) != nil {
+			writeFailure(w, 47001, "data format error")
+			return
+		}
+		s.issueToken(w, b.AppID, b.Secret, b.GrantType)
+	case "GET " + qqTokenPath:
+		s.issueToken(w, query.Get("appid"), query.Get("secret"), query.Get("grant_type"))
+	case "POST " + textCheckPath, "POST " + qqTextCheckPath:
+		if appid, ok := s.checkToken(w, query); ok {
+			s.textCheck(w, r, appid, body)
+		}
+	case "POST " + imageCheckPath, "POST " + qqImageCheckPath:
+		if _, ok := s.checkToken(w, query); ok {
+			s.imageCheck(w, r, body)
+		}
+	case "POST " + phonePath:
+		if appid, ok := s.checkToken(w, query); ok {
+			s.phoneNumber(w, appid, body)
+		}
+	default:
+		// Wrong methods and unknown paths get the sandbox's answers.
+		s.sandbox.ServeHTTP(w, r)
+	}
+}
+
+// issueToken serves stable_token and getToken: the credentials are checked,
+// and a fresh random token is issued.
+func (s *Server) issueToken(w http.ResponseWriter, appid, secret, grantType string) {
+	if errcode, errmsg := s.checkApp(appid, secret); errcode != 0 {
+		writeFailure(w, errcode, errmsg)
+		return
+	}
+	switch {
+	case appid == "":
+		writeFailure(w, 40013, "invalid appid")
+		return
+	case grantType != "client_credential":
+		writeFailure(w, 40002, "invalid grant_type")
+		return
+	}
+	raw := make([]byte, 48)
+	rand.Read(raw) // never fails: crypto/rand crashes the program rather than return an error
+	token := base64.RawURLEncoding.EncodeToString(raw)
+	s.mu.Lock()
+	s.tokens[token] = &issuedToken{appid: appid}
+	s.tokenOrder = append(s.tokenOrder, token)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": token, "expires_in": TokenExpiresIn})
+}
+
+// checkToken answers the errcode of a missing, unknown, expired or revoked
+// access_token and reports false, or returns the app the token belongs to.
+func (s *Server) checkToken(w http.ResponseWriter, query url.Values) (string, bool) {
+	s.mu.Lock()
+	t, ok := s.tokens[query.Get("access_token")]
+	var state tokenState
+	if ok {
+		state = t.state
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok, state == tokenRevoked:
+		writeFailure(w, 40001, "invalid credential, access_token is invalid or not latest")
+		return "", false
+	case state == tokenExpired:
+		writeFailure(w, 42001, "access_token expired")
+		return "", false
+	}
+	return t.appid, true
+}
+
+// textCheck records a text check, answers "review" when scripted, and lets
+// the sandbox answer the rest.
+func (s *Server) textCheck(w http.ResponseWriter, r *http.Request, appid string, body []byte) {
+	var b struct {
+		AppID   string `json:"appid"` // QQ's
+		OpenID  string `json:"openid"`
+		Scene   int    `json:"scene"`
+		Version int    `json:"version"`
+		Content string `json:"content"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		writeFailure(w, 47001, "data format error")
+		return
+	}
+	check := TextCheck{AppID: appid, OpenID: b.OpenID, Scene: b.Scene, Version: b.Version, Content: b.Content}
+	if b.AppID != "" {
+		check.AppID = b.AppID
+	}
+	s.mu.Lock()
+	s.textChecks = append(s.textChecks, check)
+	s.mu.Unlock()
+
+	lower := strings.ToLower(b.Content)
+	if r.URL.Path == textCheckPath && b.Version == 2 && b.OpenID != "" &&
+		strings.Contains(lower, TextReview) && !strings.Contains(lower, sandbox.RiskyMarker) {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"errcode":  0,
+			"errmsg":   "ok",
+			"result":   map[string]any{"suggest": "review", "label": ReviewLabel},
+			"trace_id": "platformtest",
+		})
 		return
 	}
 	s.sandbox.ServeHTTP(w, r)
+}
+
+// imageCheck records the media and lets the sandbox answer.
+func (s *Server) imageCheck(w http.ResponseWriter, r *http.Request, body []byte) {
+	if media, ok := readMedia(r, body); ok {
+		s.mu.Lock()
+		s.imageChecks = append(s.imageChecks, media)
+		s.mu.Unlock()
+	}
+	s.sandbox.ServeHTTP(w, r) // r.Body is still unread: the sandbox reads it
+}
+
+// readMedia returns the multipart file "media" of r, whose body is body.
+func readMedia(r *http.Request, body []byte) ([]byte, bool) {
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	mr, err := r2.MultipartReader()
+	if err != nil {
+		return nil, false
+	}
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return nil, false
+		}
+		if part.FormName() == "media" && part.FileName() != "" {
+			media, err := io.ReadAll(part)
+			return media, err == nil
+		}
+	}
+}
+
+// phoneNumber serves getuserphonenumber: scripted codes, single use, and
+// the sandbox's number for the rest.
+func (s *Server) phoneNumber(w http.ResponseWriter, appid string, body []byte) {
+	var b struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		writeFailure(w, 47001, "data format error")
+		return
+	}
+	switch b.Code {
+	case "", sandbox.CodeInvalid, sandbox.CodeUsed:
+		writeFailure(w, 40029, "invalid code")
+		return
+	case sandbox.CodeBusy:
+		writeFailure(w, -1, "system error")
+		return
+	}
+
+	key := appCode{appid, b.Code}
+	s.mu.Lock()
+	used := s.phoneUsed[key]
+	s.phoneUsed[key] = true
+	s.mu.Unlock()
+	if used {
+		writeFailure(w, 40029, "invalid code")
+		return
+	}
+
+	phone, pure, country := sandbox.PhoneNumber, sandbox.PhoneNumber, any(sandbox.PhoneCountryCode)
+	switch b.Code {
+	case PhoneCodeNumeric:
+		country = 86
+	case PhoneCodeIntl:
+		phone, pure, country = IntlPhoneNumber, IntlPurePhoneNumber, IntlCountryCode
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"errcode": 0,
+		"errmsg":  "ok",
+		"phone_info": map[string]any{
+			"phoneNumber":     phone,
+			"purePhoneNumber": pure,
+			"countryCode":     country,
+			"watermark":       map[string]any{"appid": appid, "timestamp": time.Now().Unix()},
+		},
+	})
 }
 
 // code2Session serves /sns/jscode2session: the scripted codes, then the
@@ -187,9 +561,7 @@ func (s *Server) code2Session(w http.ResponseWriter, r *http.Request, query url.
 
 	switch code {
 	case CodeHTTP500:
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(http.StatusInternalServerError)
-		io.WriteString(w, "<html><body><h1>500 Internal Server Error</h1></body></html>")
+		writeHTTP500(w)
 		return
 	case CodeGarbage:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -292,6 +664,13 @@ func randomSessionKey() string {
 	key := make([]byte, 16)
 	rand.Read(key) // never fails: crypto/rand crashes the program rather than return an error
 	return base64.StdEncoding.EncodeToString(key)
+}
+
+// writeHTTP500 answers like a failing platform front end.
+func writeHTTP500(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusInternalServerError)
+	io.WriteString(w, "<html><body><h1>500 Internal Server Error</h1></body></html>")
 }
 
 func writeFailure(w http.ResponseWriter, errcode int, errmsg string) {

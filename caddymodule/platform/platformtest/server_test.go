@@ -1,9 +1,11 @@
 package platformtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
@@ -230,5 +232,228 @@ func TestConcurrentExchangesOfOneCode(t *testing.T) {
 	wg.Wait()
 	if errcodes[0] != 1 || errcodes[40163] != 19 {
 		t.Errorf("errcodes = %v, want one login and 19 × 40163", errcodes)
+	}
+}
+
+// call sends a request to s and decodes the JSON answer; it returns the
+// status and the answer (nil when the body is not JSON).
+func call(t *testing.T, s *Server, method, path string, query url.Values, contentType string, body []byte) (int, map[string]any) {
+	t.Helper()
+	target := s.URL + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	req, err := http.NewRequest(method, target, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &answer)
+	return resp.StatusCode, answer
+}
+
+func postJSON(t *testing.T, s *Server, path, token string, body any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	var q url.Values
+	if token != "" {
+		q = url.Values{"access_token": {token}}
+	}
+	status, answer := call(t, s, http.MethodPost, path, q, "application/json", b)
+	if status != http.StatusOK {
+		t.Fatalf("POST %s: status %d", path, status)
+	}
+	return answer
+}
+
+func fetchToken(t *testing.T, s *Server, appid, secret string) string {
+	t.Helper()
+	answer := postJSON(t, s, stableTokenPath, "", map[string]any{"grant_type": "client_credential", "appid": appid, "secret": secret, "force_refresh": false})
+	token, _ := answer["access_token"].(string)
+	if token == "" || answer["expires_in"] != float64(TokenExpiresIn) {
+		t.Fatalf("stable_token answered %v", answer)
+	}
+	return token
+}
+
+func TestTokens(t *testing.T) {
+	s := New(t)
+	s.AddApp("wxa", "right")
+	first := fetchToken(t, s, "wxa", "right")
+	second := fetchToken(t, s, "wxa", "right")
+	if first == second {
+		t.Error("two fetches gave the same token; the fake issues a fresh one each time")
+	}
+	_, answer := call(t, s, http.MethodGet, qqTokenPath, url.Values{"grant_type": {"client_credential"}, "appid": {"wxa"}, "secret": {"right"}}, "", nil)
+	third, _ := answer["access_token"].(string)
+	if third == "" {
+		t.Fatalf("getToken answered %v", answer)
+	}
+	if got := s.Tokens(); !slices.Equal(got, []string{first, second, third}) {
+		t.Errorf("Tokens = %q", got)
+	}
+
+	for _, tt := range []struct {
+		appid, secret string
+		errcode       float64
+	}{{"wxa", "wrong", 40125}, {"wxunknown", "right", 40013}} {
+		answer := postJSON(t, s, stableTokenPath, "", map[string]any{"grant_type": "client_credential", "appid": tt.appid, "secret": tt.secret})
+		if answer["errcode"] != tt.errcode {
+			t.Errorf("%s/%s: answered %v, want %v", tt.appid, tt.secret, answer, tt.errcode)
+		}
+	}
+	if got := s.SecretsSeen(); !slices.Equal(got, []string{"right", "right", "right", "wrong", "right"}) {
+		t.Errorf("SecretsSeen = %q, want the JSON and query secrets in order", got)
+	}
+	if s.Calls(stableTokenPath) != 4 || s.Calls(qqTokenPath) != 1 {
+		t.Error("token calls were not counted")
+	}
+
+	// Earlier tokens stay valid until they are expired or revoked.
+	check := func(token string) float64 {
+		answer := postJSON(t, s, textCheckPath, token, map[string]any{"version": 2, "openid": "o1", "scene": 1, "content": "x"})
+		errcode, _ := answer["errcode"].(float64)
+		return errcode
+	}
+	if check(first) != 0 || check(second) != 0 {
+		t.Error("a valid token was refused")
+	}
+	if check("") != 40001 || check("made-up") != 40001 {
+		t.Error("a missing or unknown token was accepted")
+	}
+	s.ExpireTokens()
+	fourth := fetchToken(t, s, "wxa", "right")
+	if check(first) != 42001 || check(third) != 42001 || check(fourth) != 0 {
+		t.Error("ExpireTokens did not expire exactly the tokens issued before it")
+	}
+	s.RevokeTokens()
+	if check(fourth) != 40001 || check(fetchToken(t, s, "wxa", "right")) != 0 {
+		t.Error("RevokeTokens did not revoke exactly the tokens issued before it")
+	}
+}
+
+func TestTextChecks(t *testing.T) {
+	s := New(t)
+	token := fetchToken(t, s, "wxa", "sec")
+	for content, want := range map[string]string{"Band": "pass", "so risky": "risky", "Review me": "review", "risky review": "risky"} {
+		answer := postJSON(t, s, textCheckPath, token, map[string]any{"version": 2, "openid": "o1", "scene": 1, "content": content})
+		result, _ := answer["result"].(map[string]any)
+		if result["suggest"] != want {
+			t.Errorf("%q: answered %v, want %s", content, answer, want)
+		}
+	}
+	if answer := postJSON(t, s, qqTextCheckPath, token, map[string]any{"appid": "1110", "content": "RISKY"}); answer["errcode"] != 87014.0 {
+		t.Errorf("QQ risky: answered %v", answer)
+	}
+	postJSON(t, s, textCheckPath, "bad", map[string]any{"version": 2, "openid": "o1", "scene": 1, "content": "refused"})
+
+	checks := s.TextChecks()
+	if len(checks) != 5 {
+		t.Fatalf("%d checks recorded, want 5 (not the refused one)", len(checks))
+	}
+	if last := checks[4]; last != (TextCheck{AppID: "1110", Content: "RISKY"}) {
+		t.Errorf("QQ check recorded as %+v", last)
+	}
+	for _, c := range checks[:4] {
+		if c.AppID != "wxa" || c.OpenID != "o1" || c.Scene != 1 || c.Version != 2 {
+			t.Errorf("check recorded as %+v", c)
+		}
+	}
+}
+
+func TestImageChecksAndFailPath(t *testing.T) {
+	s := New(t)
+	token := fetchToken(t, s, "wxa", "sec")
+	upload := func(path string, media []byte) (int, map[string]any) {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		w.WriteField("appid", "1110")
+		f, _ := w.CreateFormFile("media", "avatar.png")
+		f.Write(media)
+		w.Close()
+		return call(t, s, http.MethodPost, path, url.Values{"access_token": {token}}, w.FormDataContentType(), b.Bytes())
+	}
+	clean, risky := []byte("\x89PNG\r\n\x1a\n\x00\xff"), []byte("\x89PNG risky")
+	if _, answer := upload(imageCheckPath, clean); answer["errcode"] != 0.0 {
+		t.Errorf("clean: %v", answer)
+	}
+	if _, answer := upload(qqImageCheckPath, risky); answer["errcode"] != 87014.0 {
+		t.Errorf("risky: %v", answer)
+	}
+	if got := s.ImageChecks(); len(got) != 2 || !bytes.Equal(got[0], clean) || !bytes.Equal(got[1], risky) {
+		t.Errorf("ImageChecks = %q", got)
+	}
+
+	s.FailPath(imageCheckPath)
+	if status, answer := upload(imageCheckPath, clean); status != http.StatusInternalServerError || answer != nil {
+		t.Errorf("failing path answered %d %v, want an HTML 500", status, answer)
+	}
+	if status, _ := upload(qqImageCheckPath, clean); status != http.StatusOK {
+		t.Error("FailPath failed another path")
+	}
+	s.HealPath(imageCheckPath)
+	if status, _ := upload(imageCheckPath, clean); status != http.StatusOK {
+		t.Error("HealPath did not heal")
+	}
+	if got := s.Calls(imageCheckPath); got != 3 {
+		t.Errorf("Calls = %d, want 3 (failed calls count)", got)
+	}
+	if got := len(s.ImageChecks()); got != 4 {
+		t.Errorf("%d image checks, want 4 (the failed one is not a check)", got)
+	}
+}
+
+func TestPhoneNumbers(t *testing.T) {
+	s := New(t)
+	token := fetchToken(t, s, "wxa", "sec")
+	phone := func(code string) map[string]any {
+		return postJSON(t, s, phonePath, token, map[string]any{"code": code})
+	}
+	info := func(answer map[string]any) map[string]any {
+		i, _ := answer["phone_info"].(map[string]any)
+		return i
+	}
+
+	first := info(phone("alice"))
+	if first["phoneNumber"] != sandbox.PhoneNumber || first["purePhoneNumber"] != sandbox.PhoneNumber || first["countryCode"] != "86" {
+		t.Errorf("phone_info = %v", first)
+	}
+	if wm, _ := first["watermark"].(map[string]any); wm["appid"] != "wxa" || wm["timestamp"] == nil {
+		t.Errorf("watermark = %v", first["watermark"])
+	}
+	if answer := phone("alice"); answer["errcode"] != 40029.0 {
+		t.Errorf("second use: %v, want 40029", answer)
+	}
+	if got := s.PhoneCalls("alice"); got != 2 {
+		t.Errorf("PhoneCalls = %d", got)
+	}
+	if got := info(phone(PhoneCodeNumeric)); got["countryCode"] != 86.0 {
+		t.Errorf("numeric: %v", got)
+	}
+	if got := info(phone(PhoneCodeIntl)); got["phoneNumber"] != IntlPhoneNumber || got["purePhoneNumber"] != IntlPurePhoneNumber || got["countryCode"] != IntlCountryCode {
+		t.Errorf("intl: %v", got)
+	}
+	for code, errcode := range map[string]float64{sandbox.CodeInvalid: 40029, sandbox.CodeUsed: 40029, "": 40029, sandbox.CodeBusy: -1} {
+		for range 2 {
+			if answer := phone(code); answer["errcode"] != errcode {
+				t.Errorf("%q: %v, want %v", code, answer, errcode)
+			}
+		}
+	}
+	if answer := postJSON(t, s, phonePath, "", map[string]any{"code": "bob"}); answer["errcode"] != 40001.0 {
+		t.Errorf("no token: %v", answer)
+	}
+	// A code refused for its token was not used.
+	if got := info(phone("bob")); got["purePhoneNumber"] != sandbox.PhoneNumber {
+		t.Errorf("bob after a refused call: %v", got)
 	}
 }

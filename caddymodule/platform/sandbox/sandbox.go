@@ -12,17 +12,40 @@
 //	limited  errcode 45011 (frequency limit)
 //
 // Every other non-empty code logs in. Any secret is accepted.
+//
+// The APIs that need an access_token work too, for WeChat and QQ:
+//
+//	POST /cgi-bin/stable_token, GET /api/getToken
+//	    any secret; AccessToken(appid), valid for TokenExpiresIn seconds
+//	POST /wxa/msg_sec_check, POST /api/json/security/MsgSecCheck
+//	    text containing RiskyMarker ("risky", any case) is risky: WeChat
+//	    answers suggest "risky" with label RiskyLabel, QQ errcode 87014;
+//	    other text passes
+//	POST /wxa/img_sec_check, POST /api/json/security/ImgSecCheck
+//	    a multipart file "media" whose bytes contain RiskyMarker (any case)
+//	    gets errcode 87014; other images pass
+//	POST /wxa/business/getuserphonenumber
+//	    phone codes "invalid" and "used" get errcode 40029; any other
+//	    non-empty code gets the fixed number PhoneNumber (country code
+//	    PhoneCountryCode)
+//
+// Access tokens are only checked for being present (errcode 40001 when
+// missing). Like login codes, phone codes can be used again and again.
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"time"
 )
 
 // The codes that simulate platform failures.
@@ -33,6 +56,38 @@ const (
 	CodeBusy    = "busy"
 	CodeLimited = "limited"
 )
+
+// The values of the access_token APIs.
+const (
+	// TokenExpiresIn is the expires_in, in seconds, of every sandbox
+	// access_token, the platform's usual value.
+	TokenExpiresIn = 7200
+	// RiskyMarker makes content risky: text that contains it in any case, or
+	// an image whose bytes do.
+	RiskyMarker = "risky"
+	// RiskyLabel is the label of risky text (WeChat's label for politics).
+	RiskyLabel = 20001
+	// PassLabel is the label of text that passes (WeChat's "normal").
+	PassLabel = 100
+	// PhoneNumber is the number every accepted phone code gets, as both
+	// phoneNumber and purePhoneNumber.
+	PhoneNumber = "13800138000"
+	// PhoneCountryCode is the country code sent with PhoneNumber (as a
+	// string, as documented).
+	PhoneCountryCode = "86"
+)
+
+// The errcodes of the access_token APIs.
+const (
+	errcodeRisky       = 87014
+	errcodeBadToken    = 40001
+	errcodeDataFormat  = 47001
+	errcodeNoMedia     = 41005
+	errcodeInvalidCode = 40029
+)
+
+// maxBody bounds a request body the fake reads (JSON or an image).
+const maxBody = 10 << 20
 
 // failureCodes maps each failure-simulating code to the answer it gets.
 var failureCodes = map[string]failure{
@@ -86,14 +141,26 @@ func SessionKey(appid, code string) string {
 	return base64.StdEncoding.EncodeToString(derive("session_key", appid, code)[:16])
 }
 
+// AccessToken is the sandbox access_token of app appid. It does not depend
+// on the secret or the time: a sandbox token never changes.
+func AccessToken(appid string) string {
+	return "sandbox-token-" + base64.RawURLEncoding.EncodeToString(derive("access_token", appid))[:32]
+}
+
 // NewHandler returns a fake of the platform's HTTP API. The request's host is
 // ignored, so it serves the WeChat and QQ bases alike. Like the real platform,
 // errcode answers come with HTTP 200; unknown paths get a 404 with a JSON body.
 func NewHandler() http.Handler {
 	mux := http.NewServeMux()
-	// One route per platform API; later APIs (stable_token, msg_sec_check,
-	// ...) are added here.
+	// One route per platform API.
 	mux.HandleFunc("GET /sns/jscode2session", code2Session)
+	mux.HandleFunc("POST /cgi-bin/stable_token", stableToken)
+	mux.HandleFunc("GET /api/getToken", qqToken)
+	mux.HandleFunc("POST /wxa/msg_sec_check", textCheck)
+	mux.HandleFunc("POST /api/json/security/MsgSecCheck", qqTextCheck)
+	mux.HandleFunc("POST /wxa/img_sec_check", imageCheck)
+	mux.HandleFunc("POST /api/json/security/ImgSecCheck", imageCheck)
+	mux.HandleFunc("POST /wxa/business/getuserphonenumber", phoneNumber)
 	mux.HandleFunc("/", notFound)
 	return mux
 }
@@ -125,12 +192,202 @@ func code2Session(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// stableToken serves WeChat's POST /cgi-bin/stable_token.
+func stableToken(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		GrantType    string `json:"grant_type"`
+		AppID        string `json:"appid"`
+		Secret       string `json:"secret"`
+		ForceRefresh bool   `json:"force_refresh"`
+	}
+	if !readJSON(w, r, &body) {
+		return
+	}
+	writeToken(w, body.AppID, body.GrantType)
+}
+
+// qqToken serves QQ's GET /api/getToken.
+func qqToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	writeToken(w, q.Get("appid"), q.Get("grant_type"))
+}
+
+func writeToken(w http.ResponseWriter, appid, grantType string) {
+	switch {
+	case appid == "":
+		writeJSON(w, http.StatusOK, failure{40013, "invalid appid"})
+	case grantType != "client_credential":
+		writeJSON(w, http.StatusOK, failure{40002, "invalid grant_type"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"access_token": AccessToken(appid), "expires_in": TokenExpiresIn})
+	}
+}
+
+// textCheck serves WeChat's POST /wxa/msg_sec_check (version 2).
+func textCheck(w http.ResponseWriter, r *http.Request) {
+	if !hasToken(w, r) {
+		return
+	}
+	var body struct {
+		Version int    `json:"version"`
+		OpenID  string `json:"openid"`
+		Scene   int    `json:"scene"`
+		Content string `json:"content"`
+	}
+	if !readJSON(w, r, &body) {
+		return
+	}
+	switch {
+	case body.Version != 2:
+		// Version 1 answers without a result; catching it here catches
+		// client bugs.
+		writeJSON(w, http.StatusOK, failure{errcodeDataFormat, "data format error: the sandbox implements version 2"})
+		return
+	case body.OpenID == "":
+		writeJSON(w, http.StatusOK, failure{40003, "invalid openid"})
+		return
+	}
+	suggest, label := "pass", PassLabel
+	if isRiskyText(body.Content) {
+		suggest, label = "risky", RiskyLabel
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"errcode":  0,
+		"errmsg":   "ok",
+		"result":   map[string]any{"suggest": suggest, "label": label},
+		"trace_id": "sandbox",
+	})
+}
+
+// qqTextCheck serves QQ's POST /api/json/security/MsgSecCheck.
+func qqTextCheck(w http.ResponseWriter, r *http.Request) {
+	if !hasToken(w, r) {
+		return
+	}
+	var body struct {
+		AppID   string `json:"appid"`
+		Content string `json:"content"`
+	}
+	if !readJSON(w, r, &body) {
+		return
+	}
+	switch {
+	case body.AppID == "":
+		writeJSON(w, http.StatusOK, failure{40013, "invalid appid"})
+	case isRiskyText(body.Content):
+		writeJSON(w, http.StatusOK, failure{errcodeRisky, "risky content"})
+	default:
+		writeJSON(w, http.StatusOK, failure{0, "ok"})
+	}
+}
+
+// imageCheck serves WeChat's POST /wxa/img_sec_check and QQ's
+// POST /api/json/security/ImgSecCheck, which differ only in QQ's extra
+// appid field.
+func imageCheck(w http.ResponseWriter, r *http.Request) {
+	if !hasToken(w, r) {
+		return
+	}
+	media, ok := readMedia(r)
+	switch {
+	case !ok:
+		writeJSON(w, http.StatusOK, failure{errcodeNoMedia, "media data missing"})
+	case isRiskyImage(media):
+		writeJSON(w, http.StatusOK, failure{errcodeRisky, "risky content"})
+	default:
+		writeJSON(w, http.StatusOK, failure{0, "ok"})
+	}
+}
+
+// phoneNumber serves POST /wxa/business/getuserphonenumber.
+func phoneNumber(w http.ResponseWriter, r *http.Request) {
+	if !hasToken(w, r) {
+		return
+	}
+	var body struct {
+		Code string `json:"code"`
+	}
+	if !readJSON(w, r, &body) {
+		return
+	}
+	switch body.Code {
+	case "", CodeInvalid, CodeUsed:
+		writeJSON(w, http.StatusOK, failure{errcodeInvalidCode, "invalid code"})
+		return
+	}
+	// The watermark has no appid: the sandbox cannot tell an app from its
+	// token.
+	writeJSON(w, http.StatusOK, map[string]any{
+		"errcode": 0,
+		"errmsg":  "ok",
+		"phone_info": map[string]any{
+			"phoneNumber":     PhoneNumber,
+			"purePhoneNumber": PhoneNumber,
+			"countryCode":     PhoneCountryCode,
+			"watermark":       map[string]any{"timestamp": time.Now().Unix()},
+		},
+	})
+}
+
+// isRiskyText reports whether the sandbox judges text risky: it contains
+// RiskyMarker in any case.
+func isRiskyText(text string) bool {
+	return strings.Contains(strings.ToLower(text), RiskyMarker)
+}
+
+// isRiskyImage reports whether the sandbox judges an image risky: its bytes
+// contain RiskyMarker in any (ASCII) case.
+func isRiskyImage(image []byte) bool {
+	return bytes.Contains(bytes.ToLower(image), []byte(RiskyMarker))
+}
+
+// readMedia returns the bytes of the multipart file "media" in r, and false
+// when there is none (or the body is not multipart, or too large).
+func readMedia(r *http.Request) ([]byte, bool) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, false
+	}
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return nil, false
+		}
+		if part.FormName() != "media" || part.FileName() == "" {
+			continue
+		}
+		media, err := io.ReadAll(io.LimitReader(part, maxBody+1))
+		if err != nil || len(media) > maxBody {
+			return nil, false
+		}
+		return media, true
+	}
+}
+
+// hasToken answers 40001 and reports false when r has no access_token.
+func hasToken(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Query().Get("access_token") == "" {
+		writeJSON(w, http.StatusOK, failure{errcodeBadToken, "access_token missing"})
+		return false
+	}
+	return true
+}
+
+// readJSON decodes r's JSON body into v, or answers 47001 and reports false.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody || json.Unmarshal(body, v) != nil {
+		writeJSON(w, http.StatusOK, failure{errcodeDataFormat, "data format error"})
+		return false
+	}
+	return true
+}
+
 func notFound(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusNotFound, failure{404, "sandbox: no such API: " + r.Method + " " + r.URL.Path})
 }
 
-// WriteJSON writes v as a JSON answer with the given status. It is exported
-// for platformtest, which adds scripted answers around this handler.
+// writeJSON writes v as a JSON answer with the given status.
 func writeJSON(w http.ResponseWriter, statusCode int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -196,6 +453,12 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case err := <-done:
 		if err != nil {
 			return nil, err
+		}
+		// A handler that returned because the context ended did not
+		// answer: report the context's end, as a network transport would,
+		// rather than its empty recording.
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
 		}
 	case <-ctx.Done():
 		// The handler sees the same context and stops on its own; its

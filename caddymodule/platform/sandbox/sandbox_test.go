@@ -1,15 +1,18 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -188,5 +191,195 @@ func TestTransportSurvivesHandlerPanic(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, "http://x.invalid/", nil)
 	if _, err := panicking.RoundTrip(req); !errors.Is(err, errHandlerPanicked) {
 		t.Errorf("got %v, want errHandlerPanicked", err)
+	}
+}
+
+// post calls the handler with a POST and decodes its JSON answer.
+func post(t *testing.T, h http.Handler, target, contentType string, body []byte) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	h.ServeHTTP(rec, req)
+	var answer map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		t.Fatalf("POST %s: answer %q is not JSON: %v", target, rec.Body, err)
+	}
+	return rec.Code, answer
+}
+
+func postJSON(t *testing.T, h http.Handler, target string, body any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	status, answer := post(t, h, target, "application/json", b)
+	if status != http.StatusOK {
+		t.Fatalf("POST %s: status %d", target, status)
+	}
+	return answer
+}
+
+// multipartBody is a form with fields and, unless media is nil, the file
+// "media".
+func multipartBody(fields map[string]string, media []byte) (string, []byte) {
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	for k, v := range fields {
+		w.WriteField(k, v)
+	}
+	if media != nil {
+		f, _ := w.CreateFormFile("media", "avatar.png")
+		f.Write(media)
+	}
+	w.Close()
+	return w.FormDataContentType(), b.Bytes()
+}
+
+func TestHandlerTokens(t *testing.T) {
+	h := NewHandler()
+	token := AccessToken("wxapp")
+	if !strings.HasPrefix(token, "sandbox-token-") || !idCharset.MatchString(token) || token != AccessToken("wxapp") || token == AccessToken("wxother") {
+		t.Errorf("AccessToken = %q: want a deterministic sandbox-token- per app", token)
+	}
+
+	answer := postJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential", "appid": "wxapp", "secret": "any", "force_refresh": false})
+	if answer["access_token"] != token || answer["expires_in"] != float64(TokenExpiresIn) || answer["errcode"] != nil {
+		t.Errorf("stable_token answered %v", answer)
+	}
+	_, answer = get(t, h, "/api/getToken?grant_type=client_credential&appid=wxapp&secret=any")
+	if answer["access_token"] != token || answer["expires_in"] != float64(TokenExpiresIn) {
+		t.Errorf("getToken answered %v", answer)
+	}
+
+	for _, tt := range []struct {
+		name    string
+		answer  map[string]any
+		errcode float64
+	}{
+		{"no appid", postJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential"}), 40013},
+		{"wrong grant_type", postJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "x", "appid": "wxapp"}), 40002},
+		{"not JSON", func() map[string]any {
+			_, a := post(t, h, "/cgi-bin/stable_token", "application/json", []byte("{"))
+			return a
+		}(), 47001},
+		{"qq no appid", func() map[string]any { _, a := get(t, h, "/api/getToken?grant_type=client_credential"); return a }(), 40013},
+	} {
+		if tt.answer["errcode"] != tt.errcode {
+			t.Errorf("%s: answered %v, want errcode %v", tt.name, tt.answer, tt.errcode)
+		}
+	}
+
+	// The classic token API is not faked: clients must not use it.
+	if status, _ := get(t, h, "/cgi-bin/token?grant_type=client_credential&appid=wxapp&secret=any"); status != http.StatusNotFound {
+		t.Errorf("/cgi-bin/token answered %d, want 404", status)
+	}
+}
+
+func TestHandlerTextCheck(t *testing.T) {
+	h := NewHandler()
+	check := func(content string) map[string]any {
+		return postJSON(t, h, "/wxa/msg_sec_check?access_token=tok", map[string]any{"version": 2, "openid": "o1", "scene": 1, "content": content})
+	}
+	for content, want := range map[string][2]any{
+		"Band":          {"pass", float64(PassLabel)},
+		"so Risky":      {"risky", float64(RiskyLabel)},
+		"risky content": {"risky", float64(RiskyLabel)},
+	} {
+		answer := check(content)
+		result, _ := answer["result"].(map[string]any)
+		if answer["errcode"] != 0.0 || result["suggest"] != want[0] || result["label"] != want[1] {
+			t.Errorf("%q: answered %v, want %v", content, answer, want)
+		}
+	}
+
+	for _, tt := range []struct {
+		name    string
+		target  string
+		body    any
+		errcode float64
+	}{
+		{"no token", "/wxa/msg_sec_check", map[string]any{"version": 2, "openid": "o1", "content": "x"}, 40001},
+		{"version 1", "/wxa/msg_sec_check?access_token=tok", map[string]any{"content": "x"}, 47001},
+		{"no openid", "/wxa/msg_sec_check?access_token=tok", map[string]any{"version": 2, "content": "x"}, 40003},
+		{"qq risky", "/api/json/security/MsgSecCheck?access_token=tok", map[string]any{"appid": "1", "content": "RISKY"}, 87014},
+		{"qq pass", "/api/json/security/MsgSecCheck?access_token=tok", map[string]any{"appid": "1", "content": "fine"}, 0},
+		{"qq no appid", "/api/json/security/MsgSecCheck?access_token=tok", map[string]any{"content": "fine"}, 40013},
+		{"qq no token", "/api/json/security/MsgSecCheck", map[string]any{"appid": "1", "content": "fine"}, 40001},
+	} {
+		if answer := postJSON(t, h, tt.target, tt.body); answer["errcode"] != tt.errcode {
+			t.Errorf("%s: answered %v, want errcode %v", tt.name, answer, tt.errcode)
+		}
+	}
+}
+
+func TestHandlerImageCheck(t *testing.T) {
+	h := NewHandler()
+	for _, path := range []string{"/wxa/img_sec_check", "/api/json/security/ImgSecCheck"} {
+		for _, tt := range []struct {
+			name    string
+			token   string
+			media   []byte
+			errcode float64
+		}{
+			{"clean", "tok", []byte("\x89PNG\r\n\x1a\nclean"), 0},
+			{"risky", "tok", []byte("\x89PNG\r\n\x1a\n..RiSkY.."), 87014},
+			{"no media", "tok", nil, 41005},
+			{"no token", "", []byte("clean"), 40001},
+		} {
+			target := path
+			if tt.token != "" {
+				target += "?access_token=" + tt.token
+			}
+			contentType, body := multipartBody(map[string]string{"appid": "1"}, tt.media)
+			status, answer := post(t, h, target, contentType, body)
+			if status != http.StatusOK || answer["errcode"] != tt.errcode {
+				t.Errorf("%s %s: answered %d %v, want errcode %v", path, tt.name, status, answer, tt.errcode)
+			}
+		}
+		// Not multipart at all.
+		if _, answer := post(t, h, path+"?access_token=tok", "image/png", []byte("risky")); answer["errcode"] != 41005.0 {
+			t.Errorf("%s raw body: answered %v, want 41005", path, answer)
+		}
+	}
+}
+
+func TestHandlerPhoneNumber(t *testing.T) {
+	h := NewHandler()
+	for range 2 { // sandbox phone codes are reusable
+		answer := postJSON(t, h, "/wxa/business/getuserphonenumber?access_token=tok", map[string]any{"code": "alice"})
+		info, _ := answer["phone_info"].(map[string]any)
+		watermark, _ := info["watermark"].(map[string]any)
+		if answer["errcode"] != 0.0 || info["phoneNumber"] != PhoneNumber || info["purePhoneNumber"] != PhoneNumber ||
+			info["countryCode"] != PhoneCountryCode || watermark["timestamp"] == nil {
+			t.Errorf("answered %v", answer)
+		}
+	}
+	for _, code := range []string{CodeInvalid, CodeUsed, ""} {
+		if answer := postJSON(t, h, "/wxa/business/getuserphonenumber?access_token=tok", map[string]any{"code": code}); answer["errcode"] != 40029.0 {
+			t.Errorf("code %q: answered %v, want 40029", code, answer)
+		}
+	}
+	if answer := postJSON(t, h, "/wxa/business/getuserphonenumber", map[string]any{"code": "alice"}); answer["errcode"] != 40001.0 {
+		t.Errorf("no token: answered %v, want 40001", answer)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/wxa/business/getuserphonenumber?access_token=tok", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("GET answered %d, want the 404 of an unknown API", rec.Code)
+	}
+}
+
+func TestTransportPosts(t *testing.T) {
+	client := &http.Client{Transport: Transport()}
+	resp, err := client.Post("https://api.weixin.qq.invalid/wxa/msg_sec_check?access_token=tok", "application/json",
+		strings.NewReader(`{"version":2,"openid":"o1","scene":1,"content":"risky"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Result struct{ Suggest string } `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || answer.Result.Suggest != "risky" {
+		t.Errorf("answered %+v, %v", answer, err)
 	}
 }
