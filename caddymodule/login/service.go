@@ -73,6 +73,17 @@ func (s *Service) now() time.Time {
 // refresh token to two clients would make the second one's refresh look
 // like theft.
 func (s *Service) Login(ctx context.Context, app platform.App, code string) (*Result, error) {
+	return s.LoginWith(ctx, app, code, nil)
+}
+
+// Prepare changes a user after their code was exchanged and before their
+// session starts, such as setting the profile from the legacy encrypted
+// data sent along with the code. It returns the user to start the session
+// for; an error fails the login and starts no session.
+type Prepare func(ctx context.Context, user *session.User) (*session.User, error)
+
+// LoginWith is Login with a Prepare step; nil means none.
+func (s *Service) LoginWith(ctx context.Context, app platform.App, code string, prepare Prepare) (*Result, error) {
 	rec, err := s.exchangeOnce(ctx, app, code)
 	if err != nil {
 		return nil, err
@@ -85,6 +96,11 @@ func (s *Service) Login(ctx context.Context, app platform.App, code string) (*Re
 	}
 	if err != nil {
 		return nil, err
+	}
+	if prepare != nil {
+		if user, err = prepare(ctx, user); err != nil {
+			return nil, err
+		}
 	}
 	return s.startSession(ctx, app, user)
 }
@@ -171,6 +187,23 @@ func (s *Service) result(sess *session.Session, user *session.User, refresh stri
 		return nil, fmt.Errorf("issuing the access token: %w", err)
 	}
 	return &Result{AccessToken: access, AccessExpires: expires, RefreshToken: refresh, Session: sess, User: user}, nil
+}
+
+// Reissue issues a new access token for the session of the token that
+// asserted current, carrying what is now known of user (a new profile or
+// phone number). The new token expires when the old one does: a change of
+// profile must not become a way to extend a session without its refresh
+// token.
+func (s *Service) Reissue(current token.Identity, user *session.User, expires time.Time) (string, time.Time, error) {
+	sess := &session.Session{ID: current.SessionID, AppID: current.AppID, OpenID: current.OpenID, Source: current.Source}
+	now := s.now()
+	// A token about to expire still gets a usable one: at least a second.
+	ttl := max(expires.Sub(now), time.Second)
+	access, exp, err := s.Codec.Issue(IdentityOf(sess, user), now, ttl)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("issuing the access token: %w", err)
+	}
+	return access, exp, nil
 }
 
 // IdentityOf is what an access token for sess asserts.

@@ -609,3 +609,69 @@ func TestIdentityOf(t *testing.T) {
 		t.Errorf("IdentityOf without profile = %+v", got)
 	}
 }
+
+// A Prepare step changes the user before the session starts; its error
+// fails the login, starts no session, and keeps the exchanged code usable.
+func TestLoginWithPrepare(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	ex := &fakeExchanger{openID: "o-prep"}
+	s := newService(t, t.TempDir(), ex, clock)
+
+	boom := errors.New("boom")
+	if _, err := s.LoginWith(ctx, testApp, "code-p", func(context.Context, *session.User) (*session.User, error) {
+		return nil, boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the Prepare error", err)
+	}
+	res, err := s.LoginWith(ctx, testApp, "code-p", func(_ context.Context, u *session.User) (*session.User, error) {
+		if u.SessionKey == "" {
+			t.Error("Prepare got a user without the session key")
+		}
+		u.Profile = &session.Profile{Nickname: "prepared"}
+		return u, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.User.Profile == nil || res.User.Profile.Nickname != "prepared" {
+		t.Errorf("result user = %+v", res.User)
+	}
+	id, _, err := s.Codec.Verify(res.AccessToken, clock.Now())
+	if err != nil || id.Nickname != "prepared" {
+		t.Errorf("token identity = %+v, %v", id, err)
+	}
+	if ex.calls.Load() != 1 {
+		t.Errorf("the code was exchanged %d times, want once", ex.calls.Load())
+	}
+}
+
+// Reissue carries the user's new details but never outlives the token it
+// replaces.
+func TestReissue(t *testing.T) {
+	clock := newFakeClock()
+	s := newService(t, t.TempDir(), &fakeExchanger{}, clock)
+	current := token.Identity{SessionID: "sid", AppID: testApp.AppID, OpenID: "o-1", Source: "wechat-miniprogram"}
+	user := &session.User{AppID: testApp.AppID, OpenID: "o-1", UnionID: "u-1",
+		Profile: &session.Profile{Nickname: "new"}, Phone: &session.PhoneNumber{Number: "139"}}
+
+	expires := clock.Now().Add(10 * time.Minute)
+	access, exp, err := s.Reissue(current, user, expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(expires.Truncate(time.Second)) && !exp.Equal(expires) {
+		t.Errorf("new token expires %v, want the old token's %v", exp, expires)
+	}
+	id, _, err := s.Codec.Verify(access, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.SessionID != "sid" || id.Nickname != "new" || id.Phone != "139" || id.UnionID != "u-1" {
+		t.Errorf("identity = %+v", id)
+	}
+	// A token in its last moments still gets a usable one.
+	if _, exp, err := s.Reissue(current, user, clock.Now().Add(100*time.Millisecond)); err != nil || exp.Sub(clock.Now()) < time.Second-time.Millisecond {
+		t.Errorf("almost expired: exp in %v, err %v", exp.Sub(clock.Now()), err)
+	}
+}
