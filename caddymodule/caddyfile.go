@@ -31,6 +31,7 @@ func parseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //	        platform wechat|qq|wechat-web|wechat-qr
 //	        scope snsapi_base|snsapi_userinfo
 //	        api_base <url>
+//	        content_check on|off
 //	    }
 //	    sandbox
 //	    api_base <url>
@@ -45,6 +46,7 @@ func parseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //	    token_cache_size <size>
 //	    revocation_sync <duration>
 //	    sweep_interval <duration>
+//	    avatar_base <url>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -84,6 +86,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "endpoints":
 			if err := oneArg(d, &h.Endpoints); err != nil {
+				return err
+			}
+		case "avatar_base":
+			if err := oneArg(d, &h.AvatarBase); err != nil {
 				return err
 			}
 		case "signing_key":
@@ -160,6 +166,16 @@ func unmarshalApp(d *caddyfile.Dispenser) (AppConfig, error) {
 			if err := oneArg(d, &app.APIBase); err != nil {
 				return app, err
 			}
+		case "content_check":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return app, err
+			}
+			if v != "on" && v != "off" {
+				return app, d.Errf("app %s: content_check %q: want on or off", app.AppID, v)
+			}
+			on := v == "on"
+			app.ContentCheck = &on
 		default:
 			return app, d.Errf("app %s: unrecognized option %q", app.AppID, opt)
 		}

@@ -1,17 +1,20 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/login"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/profile"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 )
 
@@ -31,7 +34,17 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, endpoint
 		h.serveRefresh(w, r)
 	case "logout":
 		h.serveLogout(w, r)
+	case "me":
+		h.serveMe(w, r)
+	case "profile":
+		h.serveProfile(w, r)
+	case "phone":
+		h.servePhone(w, r)
 	default:
+		if id, ok := strings.CutPrefix(endpoint, "avatar/"); ok {
+			h.serveAvatar(w, r, id)
+			return
+		}
 		writeError(w, errNotFound())
 	}
 }
@@ -73,9 +86,20 @@ func secondsUntil(t, now time.Time) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
+// loginRequest is the body of POST /wx/login. The encrypted fields are the
+// old two-in-one login: wx.getUserInfo's data sent along with the code.
 type loginRequest struct {
-	Code  string `json:"code"`
-	AppID string `json:"appid"`
+	Code          string `json:"code"`
+	AppID         string `json:"appid"`
+	EncryptedData string `json:"encrypted_data"`
+	IV            string `json:"iv"`
+	RawData       string `json:"raw_data"`
+	Signature     string `json:"signature"`
+}
+
+func (r loginRequest) encrypted() (profile.Encrypted, bool) {
+	enc := profile.Encrypted{Data: r.EncryptedData, IV: r.IV, RawData: r.RawData, Signature: r.Signature}
+	return enc, enc != profile.Encrypted{}
 }
 
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
@@ -98,9 +122,22 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	res, err := h.logins.Login(r.Context(), app, req.Code)
+	var prepare login.Prepare
+	if enc, ok := req.encrypted(); ok {
+		// Checked before the code is spent, so a malformed request can be
+		// fixed and sent again with the same code.
+		if err := enc.Validate(); err != nil {
+			h.writeFailure(w, "login", app, err)
+			return
+		}
+		prepare = func(ctx context.Context, user *session.User) (*session.User, error) {
+			return h.profiles.ApplyEncrypted(ctx, app, user, enc)
+		}
+	}
+
+	res, err := h.logins.LoginWith(r.Context(), app, req.Code, prepare)
 	if err != nil {
-		h.writeLoginError(w, app, err)
+		h.writeFailure(w, "login", app, err)
 		return
 	}
 	h.logger.Info("login",
@@ -179,22 +216,6 @@ func (h *Handler) writeSessionError(w http.ResponseWriter, op string, err error)
 		h.logger.Error(op+" failed", zap.Error(err))
 		writeError(w, errInternal())
 	}
-}
-
-func (h *Handler) writeLoginError(w http.ResponseWriter, app platform.App, err error) {
-	if pe := platform.AsError(err); pe != nil {
-		h.logger.Warn("login refused by the platform",
-			zap.String("appid", app.AppID),
-			zap.String("result", string(pe.Code)),
-			zap.Int("errcode", pe.Errcode),
-			zap.String("detail", pe.Message))
-		writeError(w, platformError(pe))
-		return
-	}
-	// Storage failures and the like: the error text names storage keys, never
-	// a secret, so it is safe to log.
-	h.logger.Error("login failed", zap.String("appid", app.AppID), zap.Error(err))
-	writeError(w, errInternal())
 }
 
 // appFor picks the app a request names, or the only one configured.

@@ -117,6 +117,21 @@ func errInternal() *apiError {
 		Message: "the gateway could not read or save the session (a storage failure, logged on the server); try again shortly"}
 }
 
+func errDecryptFailed(detail string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "decrypt_failed",
+		Message: detail + "; the session key has most likely changed since the data was encrypted: call wx.login, log in again, then fetch and send the user data again"}
+}
+
+func errContentRejected(field string) *apiError {
+	return &apiError{Status: http.StatusUnprocessableEntity, Code: "content_rejected",
+		Message: "the platform's content check rejected the " + field + "; nothing was saved: ask the user for another one"}
+}
+
+func errNotImage() *apiError {
+	return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "the avatar must be a JPEG, PNG or WebP image (recognised by its content, not its name or type)"}
+}
+
 // platformError maps the platform client's classified error onto the
 // contract's table.
 func platformError(pe *platform.Error) *apiError {
@@ -126,6 +141,8 @@ func platformError(pe *platform.Error) *apiError {
 		e.Status = http.StatusBadRequest
 	case platform.LoginBlocked:
 		e.Status = http.StatusForbidden
+	case platform.Unsupported:
+		e.Status = http.StatusBadRequest
 	case platform.RateLimited:
 		e.Status = http.StatusTooManyRequests
 		if e.RetryAfter <= 0 {

@@ -106,7 +106,7 @@ func (h *Handler) verify(raw string) (*verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &verified{id: id, headers: identity.NewHeaders(id, h.ForwardPhone)}
+	v := &verified{id: id, expires: expires, headers: identity.NewHeaders(id, h.ForwardPhone)}
 	h.state.cache.Set(raw, v, expires, int64(len(raw)+v.headers.Size()+256))
 	return v, nil
 }

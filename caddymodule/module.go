@@ -16,10 +16,12 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
 	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
 	"github.com/wxauth/caddy-wxauth/caddymodule/login"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/caddymodule/profile"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 	"github.com/wxauth/caddy-wxauth/caddymodule/token"
 )
@@ -91,16 +93,26 @@ type Handler struct {
 	// storage (by one node at a time). Default 1h.
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
 
-	apps      map[string]platform.App // by appid, secrets resolved
-	onlyApp   *platform.App           // set when exactly one app is configured
-	prefix    string
-	codec     *token.Codec
-	logins    *login.Service
-	store     *session.Store
-	logger    *zap.Logger
-	accessTTL time.Duration
-	state     *sharedState // shared with the previous config's handler on reload
-	stateKey  string
+	// AvatarBase is the public URL under which uploaded avatars are
+	// served, such as https://api.example.com/wx/avatar/ (set it when Caddy
+	// sits behind another proxy that terminates TLS). Default: the scheme
+	// and host the upload came to, followed by <endpoints>/avatar/.
+	AvatarBase string `json:"avatar_base,omitempty"`
+
+	apps           map[string]platform.App // by appid, secrets resolved
+	onlyApp        *platform.App           // set when exactly one app is configured
+	noContentCheck map[string]bool         // appids whose operator turned the content check off
+	prefix         string
+	avatarURLBase  string // AvatarBase ending in "/"
+	codec          *token.Codec
+	logins         *login.Service
+	profiles       *profile.Service
+	store          *session.Store
+	avatars        *avatar.Store
+	logger         *zap.Logger
+	accessTTL      time.Duration
+	state          *sharedState // shared with the previous config's handler on reload
+	stateKey       string
 }
 
 // AppConfig is one mini program or web app.
@@ -112,6 +124,11 @@ type AppConfig struct {
 	Platform string `json:"platform,omitempty"`
 	Scope    string `json:"scope,omitempty"`
 	APIBase  string `json:"api_base,omitempty"`
+
+	// ContentCheck set to false skips the platform's content check of this
+	// app's nicknames and avatars (on by default). For apps whose own
+	// moderation covers it, or where the check's quota is a problem.
+	ContentCheck *bool `json:"content_check,omitempty"`
 }
 
 // kind is the app's platform; wechat when none is set.
@@ -145,13 +162,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.accessTTL = durationOr(h.AccessTTL, DefaultAccessTTL)
 	refreshTTL := durationOr(h.RefreshTTL, DefaultRefreshTTL)
 
+	h.avatarURLBase = h.AvatarBase
+	if h.avatarURLBase != "" && !strings.HasSuffix(h.avatarURLBase, "/") {
+		h.avatarURLBase += "/"
+	}
+
 	h.apps = make(map[string]platform.App, len(h.Apps))
+	h.noContentCheck = make(map[string]bool)
 	for _, ac := range h.Apps {
 		app, err := h.resolveApp(ac, repl)
 		if err != nil {
 			return err
 		}
 		h.apps[app.AppID] = app
+		if ac.ContentCheck != nil && !*ac.ContentCheck {
+			h.noContentCheck[app.AppID] = true
+		}
 	}
 	if len(h.Apps) == 1 {
 		only := h.apps[h.Apps[0].AppID]
@@ -159,6 +185,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.store = session.NewStore(ctx.Storage())
+	h.avatars = avatar.NewStore(ctx.Storage())
 	if err := h.loadCodec(ctx, repl); err != nil {
 		return err
 	}
@@ -167,17 +194,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if cacheBytes == 0 {
 		cacheBytes = defaultTokenCacheBytes
 	}
+	client := &platform.Client{Timeout: time.Duration(h.PlatformTimeout)}
+	if h.Sandbox {
+		client.HTTP = &http.Client{Transport: sandbox.Transport()}
+		h.logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production")
+	}
 	settings := stateSettings{
-		storageID:      storageID(ctx.Storage()),
-		keyID:          h.codec.KeyID(),
-		forwardPhone:   h.ForwardPhone,
-		cacheBytes:     cacheBytes,
-		revocationSync: durationOr(h.RevocationSync, DefaultRevocationSync),
-		sweepInterval:  durationOr(h.SweepInterval, DefaultSweepInterval),
+		sandbox:         h.Sandbox,
+		platformTimeout: client.Timeout,
+		storageID:       storageID(ctx.Storage()),
+		keyID:           h.codec.KeyID(),
+		forwardPhone:    h.ForwardPhone,
+		cacheBytes:      cacheBytes,
+		revocationSync:  durationOr(h.RevocationSync, DefaultRevocationSync),
+		sweepInterval:   durationOr(h.SweepInterval, DefaultSweepInterval),
 	}
 	h.stateKey = settings.key()
 	st, loaded, err := states.LoadOrNew(h.stateKey, func() (caddy.Destructor, error) {
-		return newSharedState(settings, h.store, h.logger)
+		return newSharedState(settings, h.store, client, h.logger)
 	})
 	if err != nil {
 		return fmt.Errorf("wxauth: %v", err)
@@ -187,11 +221,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Debug("reusing the in-memory state of the previous config (token cache, revocations)")
 	}
 
-	client := &platform.Client{Timeout: time.Duration(h.PlatformTimeout)}
-	if h.Sandbox {
-		client.HTTP = &http.Client{Transport: sandbox.Transport()}
-		h.logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production")
-	}
 	h.logins = &login.Service{
 		Exchanger:   client,
 		Store:       h.store,
@@ -201,6 +230,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Apps:        h.app,
 		Flights:     h.state.flights,
 		Revocations: h.state.revocations,
+	}
+	h.profiles = &profile.Service{
+		Users:   h.store,
+		Avatars: h.avatars,
+		Checker: h.state.platform,
+		Phones:  h.state.platform,
 	}
 	return nil
 }
@@ -289,6 +324,9 @@ func (h *Handler) checkConfig() error {
 	if err := checkBaseURL("open_base", h.OpenBase); err != nil {
 		return fmt.Errorf("wxauth: %v", err)
 	}
+	if err := checkBaseURL("avatar_base", h.AvatarBase); err != nil {
+		return fmt.Errorf("wxauth: %v", err)
+	}
 	if h.Endpoints != "" && (!strings.HasPrefix(h.Endpoints, "/") || strings.ContainsAny(h.Endpoints, "?#* ") || strings.TrimSuffix(h.Endpoints, "/") == "") {
 		return fmt.Errorf("wxauth: endpoints %q must be a path prefix such as /wx or /auth/wx", h.Endpoints)
 	}
@@ -367,6 +405,7 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 // verified is what the gate keeps per token it has checked.
 type verified struct {
 	id      token.Identity
+	expires time.Time
 	headers identity.Headers
 }
 

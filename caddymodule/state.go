@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 	"github.com/wxauth/caddy-wxauth/caddymodule/token"
 )
@@ -26,6 +27,9 @@ type sharedState struct {
 	cache       *token.Cache[*verified]
 	revocations *session.Revocations
 	flights     *login.CodeFlights
+	// platform holds each app's access_token for the whole node, so a
+	// reload does not fetch them all again.
+	platform *platform.Service
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -35,16 +39,18 @@ type sharedState struct {
 // makes a new state (the cached header sets, for one, depend on the key
 // and on forward_phone).
 type stateSettings struct {
-	storageID      string
-	keyID          string
-	forwardPhone   bool
-	cacheBytes     int64
-	revocationSync time.Duration
-	sweepInterval  time.Duration
+	sandbox         bool
+	platformTimeout time.Duration
+	storageID       string
+	keyID           string
+	forwardPhone    bool
+	cacheBytes      int64
+	revocationSync  time.Duration
+	sweepInterval   time.Duration
 }
 
 func (s stateSettings) key() string {
-	return fmt.Sprintf("wxauth|%s|%s|%t|%d|%s|%s", s.storageID, s.keyID, s.forwardPhone, s.cacheBytes, s.revocationSync, s.sweepInterval)
+	return fmt.Sprintf("wxauth|%t|%s|%s|%s|%t|%d|%s|%s", s.sandbox, s.platformTimeout, s.storageID, s.keyID, s.forwardPhone, s.cacheBytes, s.revocationSync, s.sweepInterval)
 }
 
 // storageID names a storage backend for the state key. Two configs on the
@@ -60,7 +66,7 @@ func storageID(s any) string {
 // newSharedState builds the state and starts its background work: the
 // revocation sync (so every node learns of logouts within revocationSync)
 // and the storage sweep.
-func newSharedState(settings stateSettings, store *session.Store, logger *zap.Logger) (*sharedState, error) {
+func newSharedState(settings stateSettings, store *session.Store, client *platform.Client, logger *zap.Logger) (*sharedState, error) {
 	cache, err := token.NewCache[*verified](settings.cacheBytes)
 	if err != nil {
 		return nil, fmt.Errorf("creating the token cache: %v", err)
@@ -69,6 +75,7 @@ func newSharedState(settings stateSettings, store *session.Store, logger *zap.Lo
 		cache:       cache,
 		revocations: session.NewRevocations(store),
 		flights:     new(login.CodeFlights),
+		platform:    &platform.Service{Client: client},
 	}
 	// Know every current revocation before the first request.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

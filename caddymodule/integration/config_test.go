@@ -52,8 +52,10 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 			secret {env.WX_SECRET}
 			platform qq
 			api_base https://api.example.test
+			content_check off
 		}
 		endpoints /auth
+		avatar_base https://cdn.example.test/wx/avatar/
 		optional
 		access_ttl 30m
 		refresh_ttl 240h
@@ -67,6 +69,7 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 		`"handler":"wxauth"`, `"appid":"wxadapt000000001"`, `"secret":"{env.WX_SECRET}"`,
 		`"platform":"qq"`, `"endpoints":"/auth"`, `"optional":true`, `"forward_phone":true`,
 		`"access_ttl":1800000000000`, `"api_base":"https://api.example.test"`,
+		`"content_check":false`, `"avatar_base":"https://cdn.example.test/wx/avatar/"`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("adapted JSON lacks %s:\n%s", want, s)
@@ -97,6 +100,7 @@ func TestCaddyValidateAcceptsGoodConfigs(t *testing.T) {
 		"hs256":          "app wxgood00000001\nsandbox\nsigning_key " + testSigningKey,
 		"every option":   "app wxgood00000001 {\nplatform qq\n}\nsandbox\nendpoints /auth\noptional\naccess_ttl 10m\nrefresh_ttl 48h\nforward_phone\nplatform_timeout 3s\ntoken_cache_size 16MiB\nopen_base https://open.example.test",
 		"two apps":       "app wxgood00000001\napp wxgood00000002\nsandbox",
+		"content checks": "app wxgood00000001 {\ncontent_check off\n}\napp wxgood00000002 {\ncontent_check on\n}\nsandbox\navatar_base https://cdn.example.test/a/",
 		"trailing slash": "app wxgood00000001\nsandbox\nendpoints /wx/",
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -129,6 +133,8 @@ func TestCaddyValidateRejectsBadConfigs(t *testing.T) {
 		{"bad endpoints", "app wxbad000000001\nsandbox\nendpoints wx", "endpoints"},
 		{"bad scope", "app wxbad000000001 {\nscope snsapi_all\n}\nsandbox", "scope"},
 		{"bad cache size", "app wxbad000000001\nsandbox\ntoken_cache_size lots", "token_cache_size"},
+		{"bad content_check", "app wxbad000000001 {\ncontent_check maybe\n}\nsandbox", "content_check"},
+		{"bad avatar_base", "app wxbad000000001\nsandbox\navatar_base /relative", "avatar_base"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := validate(t, site(t, tc.block))

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,6 +55,10 @@ type gatewayConfig struct {
 	Extra string
 	// DataDir reuses a storage folder (for restart tests); "" makes one.
 	DataDir string
+	// AfterSite is appended to the Caddyfile as is, after the site, for
+	// tests that need a second site on the same storage. "{api_base}" and
+	// "{upstream}" (host:port) are replaced.
+	AfterSite string
 }
 
 // The secret and signing key are given as {env.*} placeholders, as the
@@ -109,6 +114,8 @@ func (g *gateway) load(cfg gatewayConfig) {
 		block = defaultBlock
 	}
 	block = strings.ReplaceAll(block, "{api_base}", g.Platform.URL)
+	upstream := strings.TrimPrefix(g.Upstream.URL, "http://")
+	after := strings.NewReplacer("{api_base}", g.Platform.URL, "{upstream}", upstream).Replace(cfg.AfterSite)
 	caddyfile := fmt.Sprintf(`{
 	admin localhost:2999
 	persist_config off
@@ -126,7 +133,8 @@ func (g *gateway) load(cfg gatewayConfig) {
 %s
 	reverse_proxy %s
 }
-`, g.DataDir, g.LogPath, g.URL, block, cfg.Extra, strings.TrimPrefix(g.Upstream.URL, "http://"))
+%s
+`, g.DataDir, g.LogPath, g.URL, block, cfg.Extra, upstream, after)
 
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
@@ -172,6 +180,35 @@ func (g *gateway) postJSON(path string, v any, headers ...string) *response {
 		g.t.Fatal(err)
 	}
 	return g.do(http.MethodPost, path, b, append([]string{"Content-Type", "application/json"}, headers...)...)
+}
+
+// postMultipart posts a multipart/form-data body the way wx.uploadFile
+// does: the fields, then the file (when data is not nil).
+func (g *gateway) postMultipart(path string, fields map[string]string, fileField, fileName string, data []byte, headers ...string) *response {
+	g.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for name, value := range fields {
+		if err := mw.WriteField(name, value); err != nil {
+			g.t.Fatal(err)
+		}
+	}
+	if data != nil {
+		fw, err := mw.CreateFormFile(fileField, fileName)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		fw.Write(data)
+	}
+	if err := mw.Close(); err != nil {
+		g.t.Fatal(err)
+	}
+	return g.do(http.MethodPost, path, body.Bytes(), append([]string{"Content-Type", mw.FormDataContentType()}, headers...)...)
+}
+
+// bearer is the Authorization header pair for an access token.
+func bearer(accessToken string) []string {
+	return []string{"Authorization", "Bearer " + accessToken}
 }
 
 // session is the contract's session answer.

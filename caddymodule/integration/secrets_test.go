@@ -25,6 +25,28 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		keep(g.postJSON("/wx/login", map[string]string{"code": code}))
 	}
 	keep(g.do("POST", "/wx/login", []byte("{"), "Content-Type", "application/json"))
+
+	// The profile and phone endpoints, which use the session_key and the
+	// app's access_token, on their good and bad paths.
+	auth := bearer(s.AccessToken)
+	key := g.Platform.LastSessionKey(testAppID, s.OpenID)
+	enc := encryptedUserInfo(t, key, testAppID, s.OpenID, "kim")
+	keep(g.postJSON("/wx/profile", enc, auth...))
+	keep(g.postJSON("/wx/profile", encryptedUserInfo(t, key, "wxotherapp000001", s.OpenID, "kim"), auth...))
+	keep(g.postJSON("/wx/profile", withField(enc, "signature", strings.Repeat("0", 40)), auth...))
+	keep(g.postJSON("/wx/profile", withField(enc, "iv", "AAAA"), auth...))
+	keep(g.postJSON("/wx/profile", map[string]string{"nickname": "risky kim"}, auth...))
+	keep(g.postMultipart("/wx/profile", map[string]string{"nickname": "kim"}, "avatar", "a.png", testPNG(t), auth...))
+	keep(g.do(http.MethodGet, "/wx/me", nil, auth...))
+	keep(g.postJSON("/wx/phone", map[string]string{"code": "phone-kim"}, auth...))
+	keep(g.postJSON("/wx/phone", map[string]string{"code": "invalid"}, auth...))
+	g.Platform.FailPath("/wxa/msg_sec_check")
+	keep(g.postJSON("/wx/profile", map[string]string{"nickname": "kim again"}, auth...))
+	platformTokens := g.Platform.Tokens()
+	if len(platformTokens) == 0 {
+		t.Fatal("no access_token was fetched; the test proves nothing")
+	}
+
 	g.Platform.AddApp(testAppID, "another-secret") // now the secret is wrong
 	keep(g.postJSON("/wx/login", map[string]string{"code": "lee"}))
 
@@ -52,14 +74,20 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 	for i, k := range sessionKeys {
 		secrets["session_key "+string(rune('a'+i))] = k
 	}
+	for i, tok := range platformTokens {
+		secrets["platform access_token "+string(rune('a'+i))] = tok
+	}
 
 	logs := g.Logs()
 	if !strings.Contains(logs, `"level":"debug"`) && !strings.Contains(logs, `"level":"info"`) {
 		t.Fatalf("the log captured nothing useful:\n%s", logs)
 	}
-	if !strings.Contains(logs, `"msg":"login"`) {
-		t.Errorf("no login line in the log")
+	for _, msg := range []string{`"msg":"login"`, `"msg":"profile updated"`, `"msg":"phone number stored"`} {
+		if !strings.Contains(logs, msg) {
+			t.Errorf("no %s line in the log", msg)
+		}
 	}
+	assertPhoneNotLogged(t, logs, "13800138000")
 	for what, secret := range secrets {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the %s is in the log", what)
