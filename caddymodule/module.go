@@ -113,6 +113,8 @@ type Handler struct {
 	accessTTL      time.Duration
 	state          *sharedState // shared with the previous config's handler on reload
 	stateKey       string
+	platform       *platform.Service // shared by every handler on this node with the same client settings
+	platformKey    string
 }
 
 // AppConfig is one mini program or web app.
@@ -199,19 +201,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		client.HTTP = &http.Client{Transport: sandbox.Transport()}
 		h.logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production")
 	}
+	h.platformKey = platformServiceKey(h.Sandbox, client.Timeout)
+	ps, _, _ := platformServices.LoadOrNew(h.platformKey, func() (caddy.Destructor, error) {
+		return platformService{&platform.Service{Client: client}}, nil
+	})
+	h.platform = ps.(platformService).Service
+
 	settings := stateSettings{
-		sandbox:         h.Sandbox,
-		platformTimeout: client.Timeout,
-		storageID:       storageID(ctx.Storage()),
-		keyID:           h.codec.KeyID(),
-		forwardPhone:    h.ForwardPhone,
-		cacheBytes:      cacheBytes,
-		revocationSync:  durationOr(h.RevocationSync, DefaultRevocationSync),
-		sweepInterval:   durationOr(h.SweepInterval, DefaultSweepInterval),
+		storageID:      storageID(ctx.Storage()),
+		keyID:          h.codec.KeyID(),
+		forwardPhone:   h.ForwardPhone,
+		cacheBytes:     cacheBytes,
+		revocationSync: durationOr(h.RevocationSync, DefaultRevocationSync),
+		sweepInterval:  durationOr(h.SweepInterval, DefaultSweepInterval),
 	}
 	h.stateKey = settings.key()
 	st, loaded, err := states.LoadOrNew(h.stateKey, func() (caddy.Destructor, error) {
-		return newSharedState(settings, h.store, client, h.logger)
+		return newSharedState(settings, h.store, h.logger)
 	})
 	if err != nil {
 		return fmt.Errorf("wxauth: %v", err)
@@ -234,8 +240,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.profiles = &profile.Service{
 		Users:   h.store,
 		Avatars: h.avatars,
-		Checker: h.state.platform,
-		Phones:  h.state.platform,
+		Checker: h.platform,
+		Phones:  h.platform,
 	}
 	return nil
 }
@@ -382,6 +388,9 @@ func (h *Handler) Validate() error {
 // Cleanup lets go of the shared state; the last handler to let go stops
 // its background work.
 func (h *Handler) Cleanup() error {
+	if h.platform != nil {
+		_, _ = platformServices.Delete(h.platformKey)
+	}
 	if h.state != nil {
 		_, err := states.Delete(h.stateKey)
 		return err

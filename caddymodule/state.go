@@ -27,9 +27,6 @@ type sharedState struct {
 	cache       *token.Cache[*verified]
 	revocations *session.Revocations
 	flights     *login.CodeFlights
-	// platform holds each app's access_token for the whole node, so a
-	// reload does not fetch them all again.
-	platform *platform.Service
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -39,18 +36,16 @@ type sharedState struct {
 // makes a new state (the cached header sets, for one, depend on the key
 // and on forward_phone).
 type stateSettings struct {
-	sandbox         bool
-	platformTimeout time.Duration
-	storageID       string
-	keyID           string
-	forwardPhone    bool
-	cacheBytes      int64
-	revocationSync  time.Duration
-	sweepInterval   time.Duration
+	storageID      string
+	keyID          string
+	forwardPhone   bool
+	cacheBytes     int64
+	revocationSync time.Duration
+	sweepInterval  time.Duration
 }
 
 func (s stateSettings) key() string {
-	return fmt.Sprintf("wxauth|%t|%s|%s|%s|%t|%d|%s|%s", s.sandbox, s.platformTimeout, s.storageID, s.keyID, s.forwardPhone, s.cacheBytes, s.revocationSync, s.sweepInterval)
+	return fmt.Sprintf("wxauth|%s|%s|%t|%d|%s|%s", s.storageID, s.keyID, s.forwardPhone, s.cacheBytes, s.revocationSync, s.sweepInterval)
 }
 
 // storageID names a storage backend for the state key. Two configs on the
@@ -66,7 +61,7 @@ func storageID(s any) string {
 // newSharedState builds the state and starts its background work: the
 // revocation sync (so every node learns of logouts within revocationSync)
 // and the storage sweep.
-func newSharedState(settings stateSettings, store *session.Store, client *platform.Client, logger *zap.Logger) (*sharedState, error) {
+func newSharedState(settings stateSettings, store *session.Store, logger *zap.Logger) (*sharedState, error) {
 	cache, err := token.NewCache[*verified](settings.cacheBytes)
 	if err != nil {
 		return nil, fmt.Errorf("creating the token cache: %v", err)
@@ -75,7 +70,6 @@ func newSharedState(settings stateSettings, store *session.Store, client *platfo
 		cache:       cache,
 		revocations: session.NewRevocations(store),
 		flights:     new(login.CodeFlights),
-		platform:    &platform.Service{Client: client},
 	}
 	// Know every current revocation before the first request.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -137,4 +131,25 @@ func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration
 	}
 }
 
-var _ caddy.Destructor = (*sharedState)(nil)
+// platformServices holds one platform.Service per kind of platform client
+// on this node: every handler, site and config that calls the platform the
+// same way shares one cache of access tokens, so an app's token is fetched
+// once per node and survives reloads.
+var platformServices = caddy.NewUsagePool()
+
+// platformServiceKey names the client settings a Service depends on. The
+// Service itself keys its tokens by app and secret.
+func platformServiceKey(sandboxed bool, timeout time.Duration) string {
+	return fmt.Sprintf("wxauth-platform|%t|%s", sandboxed, timeout)
+}
+
+// platformService is a platform.Service in a UsagePool. It has no
+// background work: Destruct only lets the cache go.
+type platformService struct{ *platform.Service }
+
+func (platformService) Destruct() error { return nil }
+
+var (
+	_ caddy.Destructor = (*sharedState)(nil)
+	_ caddy.Destructor = platformService{}
+)

@@ -148,6 +148,7 @@ func TestPlaceholders(t *testing.T) {
 	request_header X-Seen-Id {http.auth.user.id}
 	request_header X-Seen-App {http.auth.user.appid}
 	request_header X-Seen-Union {http.auth.user.unionid}
+	request_header X-Seen-Nick {http.auth.user.nickname}
 `})
 	s := g.login("frank")
 	if r := g.get("/", s.AccessToken); r.Status != http.StatusOK {
@@ -156,6 +157,13 @@ func TestPlaceholders(t *testing.T) {
 	h := g.Upstream.LastHeaders()
 	if h.Get("X-Seen-Id") != s.OpenID || h.Get("X-Seen-App") != testAppID || h.Get("X-Seen-Union") != s.UnionID {
 		t.Errorf("placeholders: id=%q app=%q union=%q", h.Get("X-Seen-Id"), h.Get("X-Seen-App"), h.Get("X-Seen-Union"))
+	}
+	a := readProfileAnswer(t, g.postJSON("/wx/profile", map[string]string{"nickname": "Frank Ünï"}, bearer(s.AccessToken)...))
+	if r := g.get("/", a.AccessToken); r.Status != http.StatusOK {
+		t.Fatal(r.Status)
+	}
+	if got := g.Upstream.LastHeaders().Get("X-Seen-Nick"); got != "Frank Ünï" {
+		t.Errorf("{http.auth.user.nickname} = %q", got)
 	}
 }
 

@@ -45,6 +45,7 @@ http://127.0.0.1:%d {
 			secret {env.%s}
 		}
 		api_base {api_base}
+		platform_timeout 1s
 		forward_phone
 	}
 	reverse_proxy {upstream}
@@ -90,6 +91,23 @@ http://127.0.0.1:%d {
 	}
 	if v := g.Upstream.LastHeaders().Values("X-Wx-Phone"); len(v) != 1 || v[0] != "13800138000" {
 		t.Errorf("X-WX-PHONE with forward_phone = %q, want [13800138000]", v)
+	}
+
+	// The second site calls the platform too, with the same access_token:
+	// one token per app for the whole node, whatever the site.
+	req, _ = http.NewRequest(http.MethodPost, forwarding+"/wx/phone", strings.NewReader(`{"code":"phone-2"}`))
+	req.Header.Set("Authorization", "Bearer "+a.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("phone on the second site: status %d", resp.StatusCode)
+	}
+	if n := g.Platform.Calls("/cgi-bin/stable_token"); n != 1 {
+		t.Errorf("stable_token fetched %d times by two sites, want 1", n)
 	}
 
 	// wxauth never logs the number. Caddy's reverse_proxy, at debug level,

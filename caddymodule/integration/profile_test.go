@@ -441,4 +441,11 @@ func TestOneStableTokenForManyCalls(t *testing.T) {
 	if got := g.Platform.Calls("/cgi-bin/token"); got != 0 {
 		t.Errorf("the classic /cgi-bin/token was called %d times", got)
 	}
+
+	// A config reload keeps the node's tokens.
+	g.load(gatewayConfig{Block: defaultBlock + "\t\tforward_phone\n"})
+	readProfileAnswer(t, g.postJSON("/wx/profile", map[string]string{"nickname": "after reload"}, bearer(sessions[1].AccessToken)...))
+	if got := g.Platform.Calls("/cgi-bin/stable_token"); got != 2 {
+		t.Errorf("stable_token fetched %d times after a reload, want still 2", got)
+	}
 }
