@@ -4,9 +4,11 @@
 // safe to show: it never contains the app secret, an access_token, a
 // session_key, a phone number or a request URL.
 //
-// Client makes single calls (code2Session, stable_token). Service, meant to
-// live as long as the node, calls the APIs that need an app's access_token
-// (content checks, phone numbers) and keeps those tokens cached.
+// Client makes single calls: code2Session, stable_token, and the web login's
+// code exchange and profile (WebAccessToken, WebUserInfo), whose authorize
+// page address AuthorizeURL builds. Service, meant to live as long as the
+// node, calls the APIs that need an app's access_token (content checks, phone
+// numbers) and keeps those tokens cached.
 package platform
 
 import (
@@ -73,6 +75,13 @@ func (k Kind) Source() string {
 		return "wechat-web"
 	}
 	return ""
+}
+
+// IsWeb reports whether apps of this kind log in through the browser OAuth2
+// flow (an authorize page, then /sns/oauth2/access_token) rather than with a
+// mini program's login code.
+func (k Kind) IsWeb() bool {
+	return k == WeChatWeb || k == WeChatQR
 }
 
 // loginFunction is the front-end call that issues a login code, named in

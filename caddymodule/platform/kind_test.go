@@ -49,3 +49,11 @@ func TestParseKindRejects(t *testing.T) {
 		t.Error("an unknown kind has a base URL or source")
 	}
 }
+
+func TestIsWeb(t *testing.T) {
+	for k, want := range map[Kind]bool{WeChat: false, QQ: false, "": false, WeChatWeb: true, WeChatQR: true, "nope": false} {
+		if got := k.IsWeb(); got != want {
+			t.Errorf("Kind(%q).IsWeb() = %v, want %v", k, got, want)
+		}
+	}
+}

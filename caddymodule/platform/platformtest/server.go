@@ -34,6 +34,36 @@
 //     a US number (IntlPhoneNumber), "invalid" and "used" 40029, "busy" -1;
 //     any other code the sandbox's fixed number.
 //
+// Web logins (wechat-web, wechat-qr) behave like the real ones too:
+//
+//   - The authorize pages, GET /connect/oauth2/authorize and
+//     GET /connect/qrconnect, are served on the same server (point open_base
+//     at URL). Each request is recorded (AuthorizeRequests), checked like the
+//     sandbox's page, and more strictly: qrconnect takes only scope
+//     snsapi_login, oauth2/authorize only snsapi_base and snsapi_userinfo,
+//     and once apps are registered (AddApp) an unknown appid is refused.
+//     A bad request gets a 400; a good one a 302 back to redirect_uri with
+//     state and a fresh code "<user>~<n>", where user is the fake_user query
+//     parameter (FakeUserParam), else the one SetAuthorizeCode set, else
+//     DefaultWebUser ("webuser"). Fresh codes let one user log in again and
+//     again although codes are single-use.
+//   - GET /sns/oauth2/access_token checks the secret like code2session. A
+//     code "<user>" or "<user>~<n>" logs in user, with openid
+//     sandbox.OpenID(appid, user) and unionid sandbox.UnionID(user): web
+//     "alice" is mini-program "alice", as with an Open Platform account.
+//     Codes are single-use per (appid, code): a second exchange gets 40163.
+//     The user part may be a scripted code: invalid, used, blocked, busy,
+//     limited, busyonce, quota, http500, garbage, badopenid, nounion and slow
+//     answer as they do for code2session. The scope answered is the one the
+//     authorize page was asked for with that code, else snsapi_userinfo.
+//     Every exchange issues a fresh random access_token and refresh_token
+//     (WebTokens).
+//   - GET /sns/userinfo needs one of those access_tokens (else 40001; 42001
+//     and 40001 after ExpireTokens and RevokeTokens, which apply to web
+//     tokens too) and its openid (else 40003); an snsapi_base token gets
+//     48001. It answers nickname WebNickname(user) (with an emoji),
+//     headimgurl WebHeadImgURL(user) and, unless nounion, the unionid.
+//
 // FailPath makes every request to a path answer HTTP 500 until HealPath.
 package platformtest
 
@@ -48,6 +78,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -67,6 +98,28 @@ const (
 	CodeNoUnion   = "nounion"
 	CodeSlow      = "slow"
 )
+
+// The web login's authorize pages.
+const (
+	// FakeUserParam is the authorize page's query parameter naming the user
+	// its code logs in.
+	FakeUserParam = "fake_user"
+	// DefaultWebUser is the user the authorize page's codes log in without
+	// FakeUserParam or SetAuthorizeCode.
+	DefaultWebUser = "webuser"
+)
+
+// AuthorizeRequest is one request to an authorize page, as received.
+type AuthorizeRequest struct {
+	Path         string // "/connect/oauth2/authorize" or "/connect/qrconnect"
+	AppID        string
+	RedirectURI  string // decoded
+	ResponseType string
+	Scope        string
+	State        string
+	RawQuery     string // exactly as sent, to check the parameters' order and encoding
+	Code         string // the code the redirect carried; "" when the request was refused
+}
 
 // Scripted phone codes and what they answer.
 const (
@@ -100,7 +153,46 @@ const (
 	imageCheckPath   = "/wxa/img_sec_check"
 	qqImageCheckPath = "/api/json/security/ImgSecCheck"
 	phonePath        = "/wxa/business/getuserphonenumber"
+	webTokenPath     = "/sns/oauth2/access_token"
+	userInfoPath     = "/sns/userinfo"
+	authorizePath    = "/connect/oauth2/authorize"
+	qrConnectPath    = "/connect/qrconnect"
 )
+
+// webCodeSeparator separates the user from the counter in the codes the
+// authorize page issues: "alice~3".
+const webCodeSeparator = "~"
+
+// defaultWebScope is the scope of a web code the authorize page did not
+// issue: the one that lets /sns/userinfo answer.
+const defaultWebScope = "snsapi_userinfo"
+
+// WebNickname is the nickname /sns/userinfo answers for user: "Web " + user
+// and an emoji, as real nicknames often have.
+func WebNickname(user string) string {
+	return "Web " + user + " 🌐"
+}
+
+// WebHeadImgURL is the avatar URL /sns/userinfo answers for user, shaped
+// like WeChat's.
+func WebHeadImgURL(user string) string {
+	return "https://thirdwx.qlogo.cn/mmopen/" + url.PathEscape(user) + "/132"
+}
+
+// WebUser is the user a web code logs in: code without the "~<n>" the
+// authorize page adds.
+func WebUser(code string) string {
+	i := strings.LastIndex(code, webCodeSeparator)
+	if i <= 0 || i == len(code)-1 {
+		return code
+	}
+	for _, c := range code[i+1:] {
+		if c < '0' || c > '9' {
+			return code
+		}
+	}
+	return code[:i]
+}
 
 // maxBody bounds the request bodies read.
 const maxBody = 10 << 20
@@ -126,6 +218,13 @@ const (
 type issuedToken struct {
 	appid string
 	state tokenState
+}
+
+// webGrant is what a web access_token was issued for.
+type webGrant struct {
+	user, openid, scope string
+	noUnion             bool
+	state               tokenState
 }
 
 // Server is a fake platform API. Its methods are safe for concurrent use.
@@ -155,6 +254,16 @@ type Server struct {
 	imageChecks [][]byte
 	phoneCalls  map[string]int   // getuserphonenumber calls by code
 	phoneUsed   map[appCode]bool // phone codes already exchanged successfully
+
+	webCodeCalls  map[string]int       // web exchanges by code, and by user
+	webAttempts   map[appCode]int      // web exchanges by (appid, code)
+	webRedeemed   map[appCode]bool     // web codes already exchanged successfully
+	webScopes     map[appCode]string   // scope asked for by each code the authorize page issued
+	webTokens     map[string]*webGrant // every web access_token issued
+	webSecrets    []string             // the same and the refresh_tokens, in order
+	authorizeReqs []AuthorizeRequest
+	authorizeUser string // SetAuthorizeCode's user
+	webCodeSeq    int    // the last "~<n>" issued
 }
 
 type appCode struct{ appid, code string }
@@ -176,6 +285,12 @@ func New(t testing.TB) *Server {
 		tokens:      map[string]*issuedToken{},
 		phoneCalls:  map[string]int{},
 		phoneUsed:   map[appCode]bool{},
+
+		webCodeCalls: map[string]int{},
+		webAttempts:  map[appCode]int{},
+		webRedeemed:  map[appCode]bool{},
+		webScopes:    map[appCode]string{},
+		webTokens:    map[string]*webGrant{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
@@ -265,6 +380,43 @@ func (s *Server) setTokens(state tokenState) {
 	for _, t := range s.tokens {
 		t.state = state
 	}
+	for _, g := range s.webTokens {
+		g.state = state
+	}
+}
+
+// WebCodeCalls is how many /sns/oauth2/access_token calls carried code, in
+// any app. The calls with a code the authorize page issued ("alice~3") also
+// count as calls with the user's ("alice").
+func (s *Server) WebCodeCalls(code string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webCodeCalls[code]
+}
+
+// WebTokens is every web access_token and refresh_token issued, in order:
+// the user's secrets, which tests can look for where they must not be.
+func (s *Server) WebTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.webSecrets)
+}
+
+// AuthorizeRequests is every request an authorize page answered (those
+// failed by FailPath are only counted by Calls), in order.
+func (s *Server) AuthorizeRequests() []AuthorizeRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.authorizeReqs)
+}
+
+// SetAuthorizeCode makes the authorize pages' later codes log in user when
+// the request has no FakeUserParam; "" restores DefaultWebUser. The codes
+// are still fresh ones ("<user>~<n>").
+func (s *Server) SetAuthorizeCode(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.authorizeUser = user
 }
 
 // Tokens is every access_token issued, in order.
@@ -344,6 +496,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		json.Unmarshal(body, &b) // a malformed body counts as code ""
 		s.phoneCalls[b.Code]++
+	case r.Method == http.MethodGet && r.URL.Path == webTokenPath:
+		code := query.Get("code")
+		s.webCodeCalls[code]++
+		if user := WebUser(code); user != code {
+			s.webCodeCalls[user]++
+		}
+		s.webAttempts[appCode{query.Get("appid"), code}]++
 	}
 	failing := s.failing[r.URL.Path]
 	delay := s.delay
@@ -384,6 +543,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if appid, ok := s.checkToken(w, query); ok {
 			s.phoneNumber(w, appid, body)
 		}
+	case "GET " + webTokenPath:
+		s.webAccessToken(w, r, query)
+	case "GET " + userInfoPath:
+		s.webUserInfo(w, query)
+	case "GET " + authorizePath, "GET " + qrConnectPath, "HEAD " + authorizePath, "HEAD " + qrConnectPath:
+		s.authorize(w, r, query)
 	default:
 		// Wrong methods and unknown paths get the sandbox's answers.
 		s.sandbox.ServeHTTP(w, r)
@@ -559,29 +724,11 @@ func (s *Server) code2Session(w http.ResponseWriter, r *http.Request, query url.
 		return
 	}
 
-	switch code {
-	case CodeHTTP500:
-		writeHTTP500(w)
+	s.mu.Lock()
+	first := s.attempts[appCode{appid, code}] == 1
+	s.mu.Unlock()
+	if !s.scripted(w, r, code, first) {
 		return
-	case CodeGarbage:
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		io.WriteString(w, "<html>not json")
-		return
-	case CodeQuota:
-		writeFailure(w, 45009, "reach max api daily quota limit")
-		return
-	case CodeBusyOnce:
-		s.mu.Lock()
-		first := s.attempts[appCode{appid, code}] == 1
-		s.mu.Unlock()
-		if first {
-			writeFailure(w, -1, "system error")
-			return
-		}
-	case CodeSlow:
-		if !s.wait(r.Context(), SlowDelay) {
-			return
-		}
 	}
 
 	// The sandbox derives the identity and handles its own failure codes.
@@ -625,6 +772,210 @@ func (s *Server) code2Session(w http.ResponseWriter, r *http.Request, query url.
 	writeJSON(w, http.StatusOK, answer)
 }
 
+// webAccessToken serves /sns/oauth2/access_token: the scripted codes, then
+// the sandbox's answer for the code's user, made single-use and given fresh
+// random tokens and the scope the authorize page was asked for.
+func (s *Server) webAccessToken(w http.ResponseWriter, r *http.Request, query url.Values) {
+	appid, code := query.Get("appid"), query.Get("code")
+	if errcode, errmsg := s.checkApp(appid, query.Get("secret")); errcode != 0 {
+		writeFailure(w, errcode, errmsg)
+		return
+	}
+	user := WebUser(code)
+	s.mu.Lock()
+	first := s.webAttempts[appCode{appid, code}] == 1
+	s.mu.Unlock()
+	if !s.scripted(w, r, user, first) {
+		return
+	}
+
+	// The sandbox checks the request, derives the identity and answers its
+	// own failure codes; it is asked about the user, not the fresh code.
+	sandboxQuery := url.Values{}
+	for k, v := range query {
+		sandboxQuery[k] = v
+	}
+	sandboxQuery.Set("code", user)
+	sandboxReq := r.Clone(r.Context())
+	sandboxReq.URL.RawQuery = sandboxQuery.Encode()
+	rec := httptest.NewRecorder()
+	s.sandbox.ServeHTTP(rec, sandboxReq)
+	var answer map[string]any
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &answer) != nil || answer["errcode"] != nil {
+		copyResponse(w, rec)
+		return
+	}
+	openid, _ := answer["openid"].(string)
+
+	key := appCode{appid, code}
+	token, refresh := randomToken(), randomToken()
+	s.mu.Lock()
+	if s.webRedeemed[key] {
+		s.mu.Unlock()
+		writeFailure(w, 40163, "code been used")
+		return
+	}
+	s.webRedeemed[key] = true
+	scope := s.webScopes[key]
+	if scope == "" {
+		scope = defaultWebScope
+	}
+	s.webTokens[token] = &webGrant{user: user, openid: openid, scope: scope, noUnion: user == CodeNoUnion}
+	s.webSecrets = append(s.webSecrets, token, refresh)
+	s.mu.Unlock()
+
+	answer["access_token"] = token
+	answer["refresh_token"] = refresh
+	answer["scope"] = scope
+	switch user {
+	case CodeBadOpenID:
+		answer["openid"] = "../../etc"
+	case CodeNoUnion:
+		delete(answer, "unionid")
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// scripted answers the scripted codes that need no identity (http500,
+// garbage, quota, busyonce on its first attempt, slow) and reports whether
+// the exchange goes on.
+func (s *Server) scripted(w http.ResponseWriter, r *http.Request, code string, firstAttempt bool) bool {
+	switch code {
+	case CodeHTTP500:
+		writeHTTP500(w)
+		return false
+	case CodeGarbage:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, "<html>not json")
+		return false
+	case CodeQuota:
+		writeFailure(w, 45009, "reach max api daily quota limit")
+		return false
+	case CodeBusyOnce:
+		if firstAttempt {
+			writeFailure(w, -1, "system error")
+			return false
+		}
+	case CodeSlow:
+		return s.wait(r.Context(), SlowDelay)
+	}
+	return true
+}
+
+// webUserInfo serves /sns/userinfo for the web access_tokens issued.
+func (s *Server) webUserInfo(w http.ResponseWriter, query url.Values) {
+	s.mu.Lock()
+	var g webGrant
+	issued, ok := s.webTokens[query.Get("access_token")]
+	if ok {
+		g = *issued
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok, g.state == tokenRevoked:
+		writeFailure(w, 40001, "invalid credential, access_token is invalid or not latest")
+		return
+	case g.state == tokenExpired:
+		writeFailure(w, 42001, "access_token expired")
+		return
+	case query.Get("openid") == "":
+		writeFailure(w, 41009, "missing openid")
+		return
+	case query.Get("openid") != g.openid:
+		writeFailure(w, 40003, "invalid openid")
+		return
+	case g.scope == "snsapi_base":
+		writeFailure(w, 48001, "api unauthorized")
+		return
+	}
+	answer := map[string]any{
+		"openid":     g.openid,
+		"nickname":   WebNickname(g.user),
+		"sex":        1,
+		"province":   "Guangdong",
+		"city":       "Guangzhou",
+		"country":    "CN",
+		"headimgurl": WebHeadImgURL(g.user),
+		"privilege":  []string{},
+	}
+	if !g.noUnion {
+		answer["unionid"] = sandbox.UnionID(g.user)
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// authorize serves the authorize pages: it records the request, checks
+// what the sandbox's page does not, and lets the sandbox's page redirect
+// back with a fresh code.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, query url.Values) {
+	req := AuthorizeRequest{
+		Path:         r.URL.Path,
+		AppID:        query.Get("appid"),
+		RedirectURI:  query.Get("redirect_uri"),
+		ResponseType: query.Get("response_type"),
+		Scope:        query.Get("scope"),
+		State:        query.Get("state"),
+		RawQuery:     r.URL.RawQuery,
+	}
+	defer func() {
+		s.mu.Lock()
+		s.authorizeReqs = append(s.authorizeReqs, req)
+		s.mu.Unlock()
+	}()
+
+	var problem string
+	switch {
+	case r.URL.Path == qrConnectPath && req.Scope != "snsapi_login":
+		problem = "qrconnect takes only scope snsapi_login"
+	case r.URL.Path == authorizePath && req.Scope != "snsapi_base" && req.Scope != "snsapi_userinfo":
+		problem = "oauth2/authorize takes only scope snsapi_base or snsapi_userinfo"
+	case !s.knownApp(req.AppID):
+		problem = "unknown appid"
+	}
+	if problem != "" {
+		http.Error(w, "platformtest authorize page: "+problem, http.StatusBadRequest)
+		return
+	}
+
+	s.mu.Lock()
+	user := query.Get(FakeUserParam)
+	if user == "" {
+		user = s.authorizeUser
+	}
+	if user == "" {
+		user = DefaultWebUser
+	}
+	s.webCodeSeq++
+	code := user + webCodeSeparator + strconv.Itoa(s.webCodeSeq)
+	s.mu.Unlock()
+
+	pageQuery := url.Values{}
+	for k, v := range query {
+		pageQuery[k] = v
+	}
+	pageQuery.Set(sandbox.WebUserParam, code)
+	pageReq := r.Clone(r.Context())
+	pageReq.URL.RawQuery = pageQuery.Encode()
+	rec := httptest.NewRecorder()
+	sandbox.Authorize(rec, pageReq)
+	if rec.Code == http.StatusFound {
+		req.Code = code
+		s.mu.Lock()
+		s.webScopes[appCode{req.AppID, code}] = req.Scope
+		s.mu.Unlock()
+	}
+	copyResponse(w, rec)
+}
+
+// knownApp reports whether appid may use the authorize page: any appid
+// until AddApp is called, then only the registered ones.
+func (s *Server) knownApp(appid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.apps[appid]
+	return ok || len(s.apps) == 0
+}
+
 // checkApp returns the errcode the real platform gives for bad credentials,
 // or 0 when they are fine.
 func (s *Server) checkApp(appid, secret string) (int, string) {
@@ -658,6 +1009,14 @@ func (s *Server) wait(ctx context.Context, d time.Duration) bool {
 	case <-s.closing:
 	}
 	return false
+}
+
+// randomToken is a fresh web access_token or refresh_token, shaped like
+// WeChat's.
+func randomToken() string {
+	raw := make([]byte, 48)
+	rand.Read(raw) // never fails: crypto/rand crashes the program rather than return an error
+	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
 func randomSessionKey() string {

@@ -457,3 +457,286 @@ func TestPhoneNumbers(t *testing.T) {
 		t.Errorf("bob after a refused call: %v", got)
 	}
 }
+
+// webExchange calls /sns/oauth2/access_token on s and decodes the answer
+// (nil when it is not JSON).
+func webExchange(t *testing.T, s *Server, appid, secret, code string) (int, map[string]any) {
+	t.Helper()
+	return call(t, s, http.MethodGet, webTokenPath, url.Values{"appid": {appid}, "secret": {secret}, "code": {code}, "grant_type": {"authorization_code"}}, "", nil)
+}
+
+func userInfo(t *testing.T, s *Server, token, openid string) map[string]any {
+	t.Helper()
+	status, answer := call(t, s, http.MethodGet, userInfoPath, url.Values{"access_token": {token}, "openid": {openid}, "lang": {"zh_CN"}}, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("userinfo: status %d", status)
+	}
+	return answer
+}
+
+func TestWebCodesSingleUse(t *testing.T) {
+	s := New(t)
+	s.AddApp("wxweb", "sec")
+	s.AddApp("wxqr", "sec")
+	_, first := webExchange(t, s, "wxweb", "sec", "alice")
+	token, _ := first["access_token"].(string)
+	refresh, _ := first["refresh_token"].(string)
+	if first["openid"] != sandbox.OpenID("wxweb", "alice") || first["unionid"] != sandbox.UnionID("alice") ||
+		first["scope"] != "snsapi_userinfo" || first["expires_in"] != float64(7200) || token == "" || refresh == "" {
+		t.Errorf("first exchange: %v", first)
+	}
+	if token == sandbox.WebAccessToken("wxweb", "alice") {
+		t.Error("the web token is the sandbox's, not a fresh one")
+	}
+	if _, again := webExchange(t, s, "wxweb", "sec", "alice"); again["errcode"] != 40163.0 {
+		t.Errorf("second exchange: %v, want 40163", again)
+	}
+	_, other := webExchange(t, s, "wxqr", "sec", "alice")
+	if other["unionid"] != first["unionid"] || other["openid"] == first["openid"] || other["access_token"] == token {
+		t.Errorf("the same code in another app: %v", other)
+	}
+	if got := s.WebTokens(); !slices.Equal(got[:2], []string{token, refresh}) || len(got) != 4 {
+		t.Errorf("WebTokens = %q", got)
+	}
+	if got := s.WebCodeCalls("alice"); got != 3 {
+		t.Errorf("WebCodeCalls = %d, want 3", got)
+	}
+	for _, tt := range []struct {
+		appid, secret string
+		errcode       float64
+	}{{"wxweb", "wrong", 40125}, {"wxunknown", "sec", 40013}} {
+		if _, a := webExchange(t, s, tt.appid, tt.secret, "bob"); a["errcode"] != tt.errcode {
+			t.Errorf("%s/%s: %v, want %v", tt.appid, tt.secret, a, tt.errcode)
+		}
+	}
+	if _, a := webExchange(t, s, "wxweb", "sec", "bob"); a["errcode"] != nil {
+		t.Errorf("a code refused for the credentials was used up: %v", a)
+	}
+	if got := s.SecretsSeen(); len(got) != 6 || got[3] != "wrong" {
+		t.Errorf("SecretsSeen = %q", got)
+	}
+}
+
+func TestWebScriptedCodes(t *testing.T) {
+	s := New(t)
+	for _, tt := range []struct {
+		code   string
+		status int
+		check  func(map[string]any) bool
+	}{
+		{sandbox.CodeInvalid, 200, func(a map[string]any) bool { return a["errcode"] == 40029.0 }},
+		{sandbox.CodeUsed, 200, func(a map[string]any) bool { return a["errcode"] == 40163.0 }},
+		{sandbox.CodeBlocked, 200, func(a map[string]any) bool { return a["errcode"] == 40226.0 }},
+		{sandbox.CodeBusy, 200, func(a map[string]any) bool { return a["errcode"] == -1.0 }},
+		{sandbox.CodeLimited, 200, func(a map[string]any) bool { return a["errcode"] == 45011.0 }},
+		{CodeQuota, 200, func(a map[string]any) bool { return a["errcode"] == 45009.0 }},
+		{CodeHTTP500, 500, func(a map[string]any) bool { return a == nil }},
+		{CodeGarbage, 200, func(a map[string]any) bool { return a == nil }},
+		{CodeBadOpenID, 200, func(a map[string]any) bool { return a["openid"] == "../../etc" && a["access_token"] != nil }},
+		{CodeNoUnion, 200, func(a map[string]any) bool { _, has := a["unionid"]; return !has && a["openid"] != nil }},
+		{CodeBusyOnce, 200, func(a map[string]any) bool { return a["errcode"] == -1.0 }},
+		{CodeBusyOnce, 200, func(a map[string]any) bool { return a["openid"] == sandbox.OpenID("wxa", CodeBusyOnce) }},
+		{"invalid~7", 200, func(a map[string]any) bool { return a["errcode"] == 40029.0 }}, // a code the authorize page issued
+	} {
+		status, answer := webExchange(t, s, "wxa", "sec", tt.code)
+		if status != tt.status || !tt.check(answer) {
+			t.Errorf("%s: %d %v", tt.code, status, answer)
+		}
+	}
+	// nounion's profile has no unionid either.
+	_, a := webExchange(t, s, "wxb", "sec", CodeNoUnion)
+	token, _ := a["access_token"].(string)
+	openid, _ := a["openid"].(string)
+	if info := userInfo(t, s, token, openid); info["unionid"] != nil || info["nickname"] != WebNickname(CodeNoUnion) {
+		t.Errorf("nounion profile: %v", info)
+	}
+}
+
+func TestWebUserInfoTokens(t *testing.T) {
+	s := New(t)
+	_, a := webExchange(t, s, "wxa", "sec", "dave")
+	token, _ := a["access_token"].(string)
+	openid := sandbox.OpenID("wxa", "dave")
+	info := userInfo(t, s, token, openid)
+	want := map[string]any{"openid": openid, "nickname": "Web dave 🌐", "headimgurl": "https://thirdwx.qlogo.cn/mmopen/dave/132", "unionid": sandbox.UnionID("dave")}
+	for k, v := range want {
+		if info[k] != v {
+			t.Errorf("%s = %v, want %v", k, info[k], v)
+		}
+	}
+	if WebNickname("dave") != want["nickname"] || WebHeadImgURL("dave") != want["headimgurl"] {
+		t.Error("WebNickname or WebHeadImgURL differ from the answer")
+	}
+	for _, tt := range []struct {
+		name          string
+		token, openid string
+		errcode       float64
+	}{
+		{"no token", "", openid, 40001},
+		{"unknown token", "made-up", openid, 40001},
+		{"sandbox token", sandbox.WebAccessToken("wxa", "dave"), openid, 40001},
+		{"no openid", token, "", 41009},
+		{"another openid", token, sandbox.OpenID("wxa", "erin"), 40003},
+	} {
+		if got := userInfo(t, s, tt.token, tt.openid); got["errcode"] != tt.errcode {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.errcode)
+		}
+	}
+	// An app token is no web token.
+	if got := userInfo(t, s, fetchToken(t, s, "wxa", "sec"), openid); got["errcode"] != 40001.0 {
+		t.Errorf("app token: %v", got)
+	}
+	s.ExpireTokens()
+	if got := userInfo(t, s, token, openid); got["errcode"] != 42001.0 {
+		t.Errorf("after ExpireTokens: %v", got)
+	}
+	s.RevokeTokens()
+	if got := userInfo(t, s, token, openid); got["errcode"] != 40001.0 {
+		t.Errorf("after RevokeTokens: %v", got)
+	}
+	if s.Calls(userInfoPath) != 9 {
+		t.Errorf("Calls = %d", s.Calls(userInfoPath))
+	}
+}
+
+// visit requests an authorize page without following its redirect.
+func visit(t *testing.T, s *Server, path string, q url.Values) (int, *url.URL) {
+	t.Helper()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(s.URL + path + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	return resp.StatusCode, loc
+}
+
+func TestAuthorizePages(t *testing.T) {
+	s := New(t)
+	s.AddApp("wxweb", "sec")
+	page := func(scope string, extra ...string) url.Values {
+		q := url.Values{"appid": {"wxweb"}, "redirect_uri": {"https://site.test/cb?next=%2F"}, "response_type": {"code"}, "scope": {scope}, "state": {"S1"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Set(extra[i], extra[i+1])
+		}
+		return q
+	}
+
+	status, loc := visit(t, s, authorizePath, page("snsapi_base"))
+	first := loc.Query().Get("code")
+	if status != http.StatusFound || loc.Host != "site.test" || loc.Query().Get("next") != "/" || loc.Query().Get("state") != "S1" ||
+		WebUser(first) != DefaultWebUser || first == DefaultWebUser {
+		t.Fatalf("got %d %s", status, loc)
+	}
+	_, loc = visit(t, s, authorizePath, page("snsapi_base"))
+	second := loc.Query().Get("code")
+	if second == first || WebUser(second) != DefaultWebUser {
+		t.Errorf("codes %q then %q: want fresh codes for one user", first, second)
+	}
+	_, loc = visit(t, s, qrConnectPath, page("snsapi_login", FakeUserParam, "frank"))
+	qrCode := loc.Query().Get("code")
+	s.SetAuthorizeCode("gina")
+	_, loc = visit(t, s, authorizePath, page("snsapi_userinfo"))
+	if WebUser(qrCode) != "frank" || WebUser(loc.Query().Get("code")) != "gina" {
+		t.Errorf("codes %q, %q", qrCode, loc.Query().Get("code"))
+	}
+	s.SetAuthorizeCode("")
+
+	// Refused: the wrong scope for the page, an unknown app.
+	for _, tt := range []struct {
+		path string
+		q    url.Values
+	}{
+		{qrConnectPath, page("snsapi_userinfo")},
+		{authorizePath, page("snsapi_login")},
+		{authorizePath, page("snsapi_base", "appid", "wxunknown")},
+		{authorizePath, page("snsapi_base", "state", "no-dashes")},
+	} {
+		if status, _ := visit(t, s, tt.path, tt.q); status != http.StatusBadRequest {
+			t.Errorf("%s %v: status %d, want 400", tt.path, tt.q, status)
+		}
+	}
+
+	reqs := s.AuthorizeRequests()
+	if len(reqs) != 8 {
+		t.Fatalf("%d requests recorded, want 8", len(reqs))
+	}
+	want := AuthorizeRequest{Path: authorizePath, AppID: "wxweb", RedirectURI: "https://site.test/cb?next=%2F", ResponseType: "code",
+		Scope: "snsapi_base", State: "S1", RawQuery: page("snsapi_base").Encode(), Code: first}
+	if reqs[0] != want {
+		t.Errorf("recorded %+v, want %+v", reqs[0], want)
+	}
+	if reqs[2].Path != qrConnectPath || reqs[2].Code != qrCode || reqs[4].Code != "" || reqs[7].Code != "" {
+		t.Errorf("recorded %+v", reqs)
+	}
+
+	// The exchange answers the scope the page was asked for; an snsapi_base
+	// token gets no profile.
+	_, a := webExchange(t, s, "wxweb", "sec", first)
+	token, _ := a["access_token"].(string)
+	if a["scope"] != "snsapi_base" || a["openid"] != sandbox.OpenID("wxweb", DefaultWebUser) {
+		t.Errorf("exchange of %q: %v", first, a)
+	}
+	if got := userInfo(t, s, token, sandbox.OpenID("wxweb", DefaultWebUser)); got["errcode"] != 48001.0 {
+		t.Errorf("snsapi_base userinfo: %v", got)
+	}
+	if _, a := webExchange(t, s, "wxweb", "sec", qrCode); a["scope"] != "snsapi_login" || a["unionid"] != sandbox.UnionID("frank") {
+		t.Errorf("exchange of %q: %v", qrCode, a)
+	}
+	if s.WebCodeCalls(DefaultWebUser) != 1 || s.WebCodeCalls(first) != 1 || s.WebCodeCalls("frank") != 1 {
+		t.Errorf("WebCodeCalls: %d %d %d", s.WebCodeCalls(DefaultWebUser), s.WebCodeCalls(first), s.WebCodeCalls("frank"))
+	}
+}
+
+func TestWebUser(t *testing.T) {
+	for code, want := range map[string]string{
+		"alice": "alice", "alice~3": "alice", "a~b~12": "a~b", "alice~": "alice~", "~3": "~3", "alice~x1": "alice~x1",
+	} {
+		if got := WebUser(code); got != want {
+			t.Errorf("WebUser(%q) = %q, want %q", code, got, want)
+		}
+	}
+}
+
+func TestConcurrentWebExchangesOfOneCode(t *testing.T) {
+	s := New(t)
+	var (
+		wg        sync.WaitGroup
+		successes int
+		used      int
+		mu        sync.Mutex
+	)
+	q := url.Values{"appid": {"wxa"}, "secret": {"sec"}, "code": {"carol"}, "grant_type": {"authorization_code"}}
+	for range 20 {
+		wg.Go(func() {
+			// Not call: t.Fatal must not be called off the test's goroutine.
+			resp, err := http.Get(s.URL + webTokenPath + "?" + q.Encode())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var a struct {
+				Errcode int    `json:"errcode"`
+				Token   string `json:"access_token"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case a.Errcode == 0 && a.Token != "":
+				successes++
+			case a.Errcode == 40163:
+				used++
+			}
+		})
+	}
+	wg.Wait()
+	if successes != 1 || used != 19 {
+		t.Errorf("%d successes and %d × 40163, want 1 and 19", successes, used)
+	}
+}

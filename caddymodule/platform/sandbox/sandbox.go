@@ -31,6 +31,28 @@
 //
 // Access tokens are only checked for being present (errcode 40001 when
 // missing). Like login codes, phone codes can be used again and again.
+//
+// Web logins (wechat-web, wechat-qr) work the same way:
+//
+//	GET /connect/oauth2/authorize, GET /connect/qrconnect
+//	    the authorize page (Authorize): it redirects straight back to
+//	    redirect_uri with code and state, the code being the query
+//	    parameter sandbox_user, or DefaultWebUser ("alice")
+//	GET /sns/oauth2/access_token
+//	    the failure codes above answer their errcode; any other non-empty
+//	    code gets openid OpenID(appid, code) and unionid UnionID(code), the
+//	    same person as the mini-program login with that code, scope
+//	    WebScope (the exchange does not say which scope was asked for, and
+//	    the sandbox grants everything), and access_token
+//	    WebAccessToken(appid, code)
+//	GET /sns/userinfo
+//	    needs a WebAccessToken and the openid it was issued for (else
+//	    40001, 40003); answers nickname Nickname(code), no avatar
+//	    (headimgurl ""), and unionid UnionID(code)
+//
+// A sandbox web access_token carries the appid and code it was issued for,
+// so /sns/userinfo answers for the right user without keeping any state.
+// Web codes, like login codes, can be used again and again.
 package sandbox
 
 import (
@@ -44,8 +66,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The codes that simulate platform failures.
@@ -76,6 +101,33 @@ const (
 	// string, as documented).
 	PhoneCountryCode = "86"
 )
+
+// The values of the web login.
+const (
+	// WebScope is the scope of every sandbox web login: the exchange does
+	// not carry the scope the authorize page asked for, and the sandbox
+	// grants everything, so /sns/userinfo always answers.
+	WebScope = "snsapi_userinfo"
+	// WebUserParam is the authorize page's query parameter that picks the
+	// code, and so the user, a developer logs in as.
+	WebUserParam = "sandbox_user"
+	// DefaultWebUser is the code the authorize page gives without
+	// WebUserParam.
+	DefaultWebUser = "alice"
+)
+
+// maxWebCode bounds the code the authorize page accepts in WebUserParam:
+// the plugin's client refuses longer codes without a call.
+const maxWebCode = 256
+
+// maxStateLen is WeChat's limit on an authorize page's state.
+const maxStateLen = 128
+
+// maxNicknameCode is the longest code that Nickname shows as it is.
+const maxNicknameCode = 32
+
+// webTokenPrefix starts every sandbox web access_token.
+const webTokenPrefix = "sandbox-web-"
 
 // The errcodes of the access_token APIs.
 const (
@@ -147,6 +199,56 @@ func AccessToken(appid string) string {
 	return "sandbox-token-" + base64.RawURLEncoding.EncodeToString(derive("access_token", appid))[:32]
 }
 
+// WebAccessToken is the sandbox web access_token of code in app appid:
+// "sandbox-web-" + base64url(appid) + "." + base64url(code) + "." + a check
+// derived from both. It carries appid and code so /sns/userinfo can answer
+// for the right user without state; the check only catches tokens that were
+// mangled or made up (it is no secret: nothing in the sandbox is).
+func WebAccessToken(appid, code string) string {
+	return webTokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(appid)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(code)) + "." + webTokenCheck(appid, code)
+}
+
+func webTokenCheck(appid, code string) string {
+	return base64.RawURLEncoding.EncodeToString(derive("web_access_token", appid, code))[:22]
+}
+
+// parseWebAccessToken returns the appid and code a WebAccessToken was
+// issued for, and false for anything else.
+func parseWebAccessToken(token string) (appid, code string, ok bool) {
+	rest, found := strings.CutPrefix(token, webTokenPrefix)
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return "", "", false
+	}
+	rawAppID, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	rawCode, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	if err1 != nil || err2 != nil || parts[2] != webTokenCheck(string(rawAppID), string(rawCode)) {
+		return "", "", false
+	}
+	return string(rawAppID), string(rawCode), true
+}
+
+// webRefreshToken is the refresh_token of a sandbox web login. Nothing
+// accepts it: wxauth never refreshes a web token.
+func webRefreshToken(appid, code string) string {
+	return "sandbox-web-refresh-" + base64.RawURLEncoding.EncodeToString(derive("web_refresh_token", appid, code))[:32]
+}
+
+// Nickname is the sandbox nickname of the user of code: "Sandbox " + code
+// when code is at most 32 bytes of printable characters, so a developer sees
+// who they are, else "Sandbox " + 8 characters of UnionID(code).
+func Nickname(code string) string {
+	if code != "" && len(code) <= maxNicknameCode && utf8.ValidString(code) &&
+		strings.IndexFunc(code, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return "Sandbox " + code
+	}
+	return "Sandbox " + UnionID(code)[1:9]
+}
+
 // NewHandler returns a fake of the platform's HTTP API. The request's host is
 // ignored, so it serves the WeChat and QQ bases alike. Like the real platform,
 // errcode answers come with HTTP 200; unknown paths get a 404 with a JSON body.
@@ -161,6 +263,11 @@ func NewHandler() http.Handler {
 	mux.HandleFunc("POST /wxa/img_sec_check", imageCheck)
 	mux.HandleFunc("POST /api/json/security/ImgSecCheck", imageCheck)
 	mux.HandleFunc("POST /wxa/business/getuserphonenumber", phoneNumber)
+	mux.HandleFunc("GET /sns/oauth2/access_token", webAccessToken)
+	mux.HandleFunc("GET /sns/userinfo", webUserInfo)
+	// open.weixin.qq.com's pages, which a browser visits.
+	mux.HandleFunc("GET /connect/oauth2/authorize", Authorize)
+	mux.HandleFunc("GET /connect/qrconnect", Authorize)
 	mux.HandleFunc("/", notFound)
 	return mux
 }
@@ -190,6 +297,187 @@ func code2Session(w http.ResponseWriter, r *http.Request) {
 		"unionid":     UnionID(code),
 		"session_key": SessionKey(appid, code),
 	})
+}
+
+// webAccessToken serves /sns/oauth2/access_token, the web login's code
+// exchange.
+func webAccessToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	appid, code := q.Get("appid"), q.Get("code")
+	switch {
+	case appid == "":
+		writeJSON(w, http.StatusOK, failure{40013, "invalid appid"})
+		return
+	case q.Get("grant_type") != "authorization_code":
+		writeJSON(w, http.StatusOK, failure{40002, "invalid grant_type"})
+		return
+	case code == "":
+		writeJSON(w, http.StatusOK, failure{41008, "missing code"})
+		return
+	}
+	if f, ok := failureCodes[code]; ok {
+		writeJSON(w, http.StatusOK, f)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token":  WebAccessToken(appid, code),
+		"expires_in":    TokenExpiresIn,
+		"refresh_token": webRefreshToken(appid, code),
+		"openid":        OpenID(appid, code),
+		"scope":         WebScope,
+		"unionid":       UnionID(code),
+	})
+}
+
+// webUserInfo serves /sns/userinfo: the profile of the user a
+// WebAccessToken was issued for.
+func webUserInfo(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	token, openid := q.Get("access_token"), q.Get("openid")
+	if token == "" {
+		writeJSON(w, http.StatusOK, failure{errcodeBadToken, "access_token missing"})
+		return
+	}
+	appid, code, ok := parseWebAccessToken(token)
+	switch {
+	case !ok:
+		writeJSON(w, http.StatusOK, failure{errcodeBadToken, "invalid credential, access_token is invalid or not latest"})
+		return
+	case openid == "":
+		writeJSON(w, http.StatusOK, failure{41009, "missing openid"})
+		return
+	case openid != OpenID(appid, code):
+		writeJSON(w, http.StatusOK, failure{40003, "invalid openid"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"openid":     openid,
+		"nickname":   Nickname(code),
+		"sex":        0,
+		"province":   "",
+		"city":       "",
+		"country":    "",
+		"headimgurl": "",
+		"privilege":  []string{},
+		"unionid":    UnionID(code),
+	})
+}
+
+// Authorize is the sandbox's authorize page, for /connect/oauth2/authorize
+// and /connect/qrconnect alike. The request's path is not looked at, so it
+// also serves as a handler wherever the plugin puts its own copy of the page.
+//
+// It checks the parameters the real page needs (appid; redirect_uri, an
+// absolute http(s) URL; response_type=code; scope snsapi_base,
+// snsapi_userinfo or snsapi_login; state, 1 to 128 letters and digits) and
+// redirects straight back (302) to redirect_uri with code and state added to
+// its query, which is otherwise kept (earlier code and state parameters
+// excepted). The code is the query parameter sandbox_user (WebUserParam)
+// when present, else DefaultWebUser: a developer picks who to log in as, and
+// a failure code ("invalid", "blocked", ...) simulates that failure. A bad
+// request gets a 400 with a plain-text explanation, where the real page
+// shows an error page.
+//
+// Unlike the real page, which only sends the browser back to the domain
+// configured for the app, it redirects to whatever redirect_uri it is given:
+// a caller serving it on a public address may want to check redirect_uri
+// first.
+func Authorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "sandbox authorize page: use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	code := q.Get(WebUserParam)
+	if code == "" {
+		code = DefaultWebUser
+	}
+	if problem := authorizeProblem(q, code); problem != "" {
+		http.Error(w, "sandbox authorize page: "+problem, http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, withCodeAndState(q.Get("redirect_uri"), code, q.Get("state")), http.StatusFound)
+}
+
+// authorizeProblem says what is wrong with an authorize page's query, or ""
+// when nothing is.
+func authorizeProblem(q url.Values, code string) string {
+	switch {
+	case !validAppID(q.Get("appid")):
+		return "appid is missing or malformed"
+	case !absoluteHTTPURL(q.Get("redirect_uri")):
+		return "redirect_uri must be an absolute http or https URL (URL-encoded)"
+	case q.Get("response_type") != "code":
+		return "response_type must be code"
+	}
+	switch q.Get("scope") {
+	case "snsapi_base", "snsapi_userinfo", "snsapi_login":
+	default:
+		return "scope must be snsapi_base, snsapi_userinfo or snsapi_login"
+	}
+	switch {
+	case !validState(q.Get("state")):
+		return "state must be 1 to 128 letters and digits"
+	case len(code) > maxWebCode:
+		return WebUserParam + " is too long"
+	}
+	return ""
+}
+
+// withCodeAndState adds code and state to redirectURI's query, keeping the
+// rest of the URL as it is, except earlier code and state parameters, which
+// would be read in place of the new ones.
+func withCodeAndState(redirectURI, code, state string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return redirectURI // checked by authorizeProblem: cannot happen
+	}
+	var params []string
+	for part := range strings.SplitSeq(u.RawQuery, "&") {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); part == "" || err == nil && (k == "code" || k == "state") {
+			continue
+		}
+		params = append(params, part)
+	}
+	params = append(params, "code="+url.QueryEscape(code), "state="+url.QueryEscape(state))
+	u.RawQuery = strings.Join(params, "&")
+	u.ForceQuery = false
+	return u.String()
+}
+
+// validAppID reports whether s looks like an appid: 1 to 128 bytes of
+// [A-Za-z0-9_-].
+func validAppID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-')
+	}) < 0
+}
+
+// validState reports whether s is a state WeChat accepts: 1 to 128 bytes of
+// [A-Za-z0-9].
+func validState(s string) bool {
+	if s == "" || len(s) > maxStateLen {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	}) < 0
+}
+
+// absoluteHTTPURL reports whether s is an absolute http(s) URL with a host
+// and no credentials or whitespace.
+func absoluteHTTPURL(s string) bool {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
 }
 
 // stableToken serves WeChat's POST /cgi-bin/stable_token.

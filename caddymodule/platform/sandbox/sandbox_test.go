@@ -383,3 +383,237 @@ func TestTransportPosts(t *testing.T) {
 		t.Errorf("answered %+v, %v", answer, err)
 	}
 }
+
+func TestWebAccessTokenValue(t *testing.T) {
+	token := WebAccessToken("wxapp", "alice")
+	// The plugin's client accepts [A-Za-z0-9._~+/=-], at most 1024 bytes.
+	if !strings.HasPrefix(token, "sandbox-web-") || !regexp.MustCompile(`^[A-Za-z0-9._-]+$`).MatchString(token) || len(token) > 1024 {
+		t.Errorf("WebAccessToken = %q", token)
+	}
+	if len(WebAccessToken("wx1234567890abcdef", strings.Repeat("c", 256))) > 1024 {
+		t.Error("a token for a 256-byte code is over 1024 bytes")
+	}
+	if token != WebAccessToken("wxapp", "alice") || token == WebAccessToken("wxother", "alice") || token == WebAccessToken("wxapp", "bob") {
+		t.Error("web tokens are not deterministic per (appid, code)")
+	}
+	for _, code := range []string{"alice", "用户", "a.b|c", ""} {
+		appid, got, ok := parseWebAccessToken(WebAccessToken("wxapp", code))
+		if !ok || appid != "wxapp" || got != code {
+			t.Errorf("code %q: parsed %q %q %v", code, appid, got, ok)
+		}
+	}
+	for _, bad := range []string{"", token + "x", strings.Replace(token, "sandbox-web-", "sandbox-wab-", 1),
+		"sandbox-web-d3hhcHA.Ym9i." + token[strings.LastIndex(token, ".")+1:], // another code, alice's check
+		AccessToken("wxapp"), "sandbox-web-a.b", "sandbox-web-!.!.!"} {
+		if _, _, ok := parseWebAccessToken(bad); ok {
+			t.Errorf("%q parsed as a web token", bad)
+		}
+	}
+}
+
+func TestNickname(t *testing.T) {
+	if got := Nickname("alice"); got != "Sandbox alice" {
+		t.Errorf("Nickname(alice) = %q", got)
+	}
+	if got := Nickname("小明"); got != "Sandbox 小明" {
+		t.Errorf("Nickname(小明) = %q", got)
+	}
+	for _, code := range []string{strings.Repeat("x", 33), "a\nb", "\xff", ""} {
+		got := Nickname(code)
+		if got != Nickname(code) || !strings.HasPrefix(got, "Sandbox ") || len(got) != len("Sandbox ")+8 || !idCharset.MatchString(got[8:]) {
+			t.Errorf("Nickname(%q) = %q", code, got)
+		}
+	}
+}
+
+func webTokenURL(appid, code string) string {
+	q := url.Values{"appid": {appid}, "secret": {"any"}, "code": {code}, "grant_type": {"authorization_code"}}
+	return "/sns/oauth2/access_token?" + q.Encode()
+}
+
+func userInfoURL(token, openid string) string {
+	q := url.Values{"access_token": {token}, "openid": {openid}, "lang": {"zh_CN"}}
+	return "/sns/userinfo?" + q.Encode()
+}
+
+func TestHandlerWebLogin(t *testing.T) {
+	h := NewHandler()
+	for range 2 { // web codes are reusable in the sandbox
+		status, body := get(t, h, webTokenURL("wxweb", "alice"))
+		want := map[string]any{
+			"access_token": WebAccessToken("wxweb", "alice"),
+			"expires_in":   float64(TokenExpiresIn),
+			"openid":       OpenID("wxweb", "alice"),
+			"scope":        WebScope,
+			"unionid":      UnionID("alice"),
+		}
+		for k, v := range want {
+			if body[k] != v {
+				t.Errorf("%s = %v, want %v", k, body[k], v)
+			}
+		}
+		if refresh, _ := body["refresh_token"].(string); status != http.StatusOK || refresh == "" || refresh == want["access_token"] {
+			t.Errorf("got %d %v", status, body)
+		}
+	}
+
+	status, body := get(t, h, userInfoURL(WebAccessToken("wxweb", "alice"), OpenID("wxweb", "alice")))
+	want := map[string]any{"openid": OpenID("wxweb", "alice"), "nickname": "Sandbox alice", "headimgurl": "", "unionid": UnionID("alice")}
+	for k, v := range want {
+		if body[k] != v {
+			t.Errorf("userinfo %s = %v, want %v", k, body[k], v)
+		}
+	}
+	if status != http.StatusOK || body["errcode"] != nil {
+		t.Errorf("userinfo answered %d %v", status, body)
+	}
+
+	for _, tt := range []struct {
+		name    string
+		target  string
+		errcode float64
+	}{
+		{"invalid", webTokenURL("wxweb", CodeInvalid), 40029},
+		{"used", webTokenURL("wxweb", CodeUsed), 40163},
+		{"blocked", webTokenURL("wxweb", CodeBlocked), 40226},
+		{"busy", webTokenURL("wxweb", CodeBusy), -1},
+		{"limited", webTokenURL("wxweb", CodeLimited), 45011},
+		{"empty code", webTokenURL("wxweb", ""), 41008},
+		{"missing appid", webTokenURL("", "alice"), 40013},
+		{"missing grant_type", "/sns/oauth2/access_token?appid=wxweb&code=alice", 40002},
+		{"userinfo without a token", userInfoURL("", OpenID("wxweb", "alice")), 40001},
+		{"userinfo with a made-up token", userInfoURL("made-up", OpenID("wxweb", "alice")), 40001},
+		{"userinfo with the app's token", userInfoURL(AccessToken("wxweb"), OpenID("wxweb", "alice")), 40001},
+		{"userinfo without openid", userInfoURL(WebAccessToken("wxweb", "alice"), ""), 41009},
+		{"userinfo with another openid", userInfoURL(WebAccessToken("wxweb", "alice"), OpenID("wxweb", "bob")), 40003},
+		{"userinfo with another app's openid", userInfoURL(WebAccessToken("wxweb", "alice"), OpenID("wxother", "alice")), 40003},
+	} {
+		status, body := get(t, h, tt.target)
+		if status != http.StatusOK || body["errcode"] != tt.errcode {
+			t.Errorf("%s: got %d %v, want errcode %v", tt.name, status, body, tt.errcode)
+		}
+	}
+}
+
+// authorize calls handler h with GET target and returns the recording.
+func authorize(h http.Handler, target string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	return rec
+}
+
+// authorizeQuery is an authorize page's query as the browser sends it:
+// without AuthorizeURL's "#wechat_redirect", a fragment browsers keep to
+// themselves.
+func authorizeQuery(redirectURI string, extra ...string) string {
+	q := "appid=wxweb&redirect_uri=" + url.QueryEscape(redirectURI) + "&response_type=code&scope=snsapi_userinfo&state=Abc123"
+	for _, e := range extra {
+		q += "&" + e
+	}
+	return q
+}
+
+func TestAuthorize(t *testing.T) {
+	const callback = "https://site.test/wx/web/callback"
+	tests := []struct {
+		name   string
+		target string
+		want   string // the Location
+	}{
+		{"default user", "/connect/oauth2/authorize?" + authorizeQuery(callback), callback + "?code=alice&state=Abc123"},
+		{"sandbox_user", "/connect/qrconnect?" + authorizeQuery(callback, "sandbox_user=bob"), callback + "?code=bob&state=Abc123"},
+		{"empty sandbox_user", "/connect/qrconnect?" + authorizeQuery(callback, "sandbox_user="), callback + "?code=alice&state=Abc123"},
+		{"encoded user", "/connect/oauth2/authorize?" + authorizeQuery(callback, "sandbox_user=%E5%B0%8F+m%26"), callback + "?code=%E5%B0%8F+m%26&state=Abc123"},
+		{"query kept", "/connect/oauth2/authorize?" + authorizeQuery(callback+"?next=%2Fa%3Fb&x=1&flag"), callback + "?next=%2Fa%3Fb&x=1&flag&code=alice&state=Abc123"},
+		{"old code and state dropped", "/connect/oauth2/authorize?" + authorizeQuery(callback+"?code=old&x=1&state=old&%63ode=old2"), callback + "?x=1&code=alice&state=Abc123"},
+		{"fragment kept", "/connect/oauth2/authorize?" + authorizeQuery("http://127.0.0.1:8080/cb?x=1#frag"), "http://127.0.0.1:8080/cb?x=1&code=alice&state=Abc123#frag"},
+		{"any path (the plugin's copy)", "/wx/web/sandbox/connect/oauth2/authorize?" + authorizeQuery(callback), callback + "?code=alice&state=Abc123"},
+		{"failure code", "/connect/oauth2/authorize?" + authorizeQuery(callback, "sandbox_user=blocked"), callback + "?code=blocked&state=Abc123"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var handlers = map[string]http.Handler{"NewHandler": NewHandler(), "Authorize": http.HandlerFunc(Authorize)}
+			for hname, h := range handlers {
+				if hname == "NewHandler" && strings.HasPrefix(tt.target, "/wx/") {
+					continue // not one of the fake's paths
+				}
+				rec := authorize(h, tt.target)
+				if rec.Code != http.StatusFound || rec.Header().Get("Location") != tt.want {
+					t.Errorf("%s: got %d %q, want 302 %q", hname, rec.Code, rec.Header().Get("Location"), tt.want)
+				}
+				if rec.Header().Get("Cache-Control") != "no-store" {
+					t.Errorf("%s: the redirect may be cached", hname)
+				}
+			}
+		})
+	}
+}
+
+func TestAuthorizeRefusals(t *testing.T) {
+	const callback = "https://site.test/cb"
+	valid := url.Values{"appid": {"wxweb"}, "redirect_uri": {callback}, "response_type": {"code"}, "scope": {"snsapi_base"}, "state": {"S1"}}
+	tests := []struct {
+		name, key, value string // value "" deletes the key
+	}{
+		{"no appid", "appid", ""},
+		{"bad appid", "appid", "wx web"},
+		{"no redirect_uri", "redirect_uri", ""},
+		{"relative redirect_uri", "redirect_uri", "/cb"},
+		{"javascript redirect_uri", "redirect_uri", "javascript:alert(1)"},
+		{"ftp redirect_uri", "redirect_uri", "ftp://site.test/cb"},
+		{"no response_type", "response_type", ""},
+		{"token response_type", "response_type", "token"},
+		{"no scope", "scope", ""},
+		{"bad scope", "scope", "snsapi_all"},
+		{"no state", "state", ""},
+		{"state with a dash", "state", "a-b"},
+		{"state too long", "state", strings.Repeat("s", 129)},
+		{"sandbox_user too long", "sandbox_user", strings.Repeat("u", 257)},
+	}
+	for _, tt := range tests {
+		q := url.Values{}
+		for k, v := range valid {
+			q[k] = v
+		}
+		if tt.value == "" {
+			q.Del(tt.key)
+		} else {
+			q.Set(tt.key, tt.value)
+		}
+		rec := authorize(http.HandlerFunc(Authorize), "/connect/oauth2/authorize?"+q.Encode())
+		if rec.Code != http.StatusBadRequest || rec.Header().Get("Location") != "" || !strings.Contains(rec.Body.String(), "sandbox authorize page:") {
+			t.Errorf("%s: got %d %q", tt.name, rec.Code, rec.Body)
+		}
+	}
+	if rec := authorize(http.HandlerFunc(Authorize), "/connect/oauth2/authorize?"+valid.Encode()); rec.Code != http.StatusFound {
+		t.Errorf("the valid query answered %d %q", rec.Code, rec.Body)
+	}
+
+	rec := httptest.NewRecorder()
+	Authorize(rec, httptest.NewRequest(http.MethodPost, "/connect/oauth2/authorize?"+valid.Encode(), nil))
+	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") == "" {
+		t.Errorf("POST answered %d", rec.Code)
+	}
+}
+
+// TestWebLoginThroughTheSandbox: the code the authorize page redirects with
+// exchanges for the same person as the mini-program login with that code.
+func TestWebLoginThroughTheSandbox(t *testing.T) {
+	h := NewHandler()
+	rec := authorize(h, "/connect/oauth2/authorize?"+authorizeQuery("https://site.test/cb", "sandbox_user=carol"))
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := loc.Query().Get("code")
+	_, web := get(t, h, webTokenURL("wxweb", code))
+	_, mini := get(t, h, code2SessionURL("wxmini", code))
+	if web["unionid"] != UnionID("carol") || mini["unionid"] != web["unionid"] || web["openid"] == mini["openid"] {
+		t.Errorf("web %v, mini program %v", web, mini)
+	}
+	token, _ := web["access_token"].(string)
+	openid, _ := web["openid"].(string)
+	if _, info := get(t, h, userInfoURL(token, openid)); info["unionid"] != UnionID("carol") || info["nickname"] != "Sandbox carol" {
+		t.Errorf("userinfo %v", info)
+	}
+}
