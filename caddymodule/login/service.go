@@ -102,7 +102,7 @@ func (s *Service) LoginWith(ctx context.Context, app platform.App, code string, 
 			return nil, err
 		}
 	}
-	return s.startSession(ctx, app, user)
+	return s.StartSession(ctx, app, user)
 }
 
 func (s *Service) flights() *CodeFlights {
@@ -154,8 +154,9 @@ func (s *Service) exchange(ctx context.Context, app platform.App, code string, n
 	return rec, nil
 }
 
-// startSession stores a new session for user and issues its tokens.
-func (s *Service) startSession(ctx context.Context, app platform.App, user *session.User) (*Result, error) {
+// StartSession stores a new session for user and issues its tokens. Login
+// calls it after the code exchange; the web login calls it after its own.
+func (s *Service) StartSession(ctx context.Context, app platform.App, user *session.User) (*Result, error) {
 	now := s.now()
 	id, err := session.NewSessionID()
 	if err != nil {

@@ -263,6 +263,40 @@ func TestPhoneCodeSeparateFromLoginCode(t *testing.T) {
 	}
 }
 
+// A web login state is good once, and not after it expires; the sweep
+// removes expired ones with the codes.
+func TestWebStateSingleUse(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	ws := &WebState{AppID: "wxweb", Next: "/orders?x=1", Expires: testNow.Add(10 * time.Minute)}
+	if err := s.SaveWebState(ctx, "abc123", ws); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.TakeWebState(ctx, "abc123", testNow)
+	if err != nil || got.AppID != "wxweb" || got.Next != "/orders?x=1" {
+		t.Fatalf("TakeWebState = %+v, %v", got, err)
+	}
+	if _, err := s.TakeWebState(ctx, "abc123", testNow); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a state was taken twice: err = %v", err)
+	}
+	if _, err := s.TakeWebState(ctx, "never-issued", testNow); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown state was found: err = %v", err)
+	}
+	if err := s.SaveWebState(ctx, "old", &WebState{AppID: "wxweb", Next: "/", Expires: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TakeWebState(ctx, "old", testNow); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an expired state was taken: err = %v", err)
+	}
+	if err := s.SaveWebState(ctx, "swept", &WebState{AppID: "wxweb", Next: "/", Expires: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := s.Sweep(ctx, testNow.Add(time.Second), time.Hour)
+	if err != nil || stats.Codes != 1 {
+		t.Errorf("sweep: %+v, %v; want the expired state removed", stats, err)
+	}
+}
+
 // The record's own appid is checked too, not only the key it lives under:
 // a record for app A that somehow sits under app B's key must not log a
 // user into B.
