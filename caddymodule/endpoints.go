@@ -45,6 +45,10 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, endpoint
 			h.serveAvatar(w, r, id)
 			return
 		}
+		if rest, ok := strings.CutPrefix(endpoint, "web/"); ok {
+			h.serveWeb(w, r, rest)
+			return
+		}
 		writeError(w, errNotFound())
 	}
 }
@@ -181,14 +185,13 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errMethod(http.MethodPost))
 		return
 	}
-	v, e := h.authenticate(r)
-	if e == errNoCredentials {
-		e = errLoginRequired()
-	}
+	v, e := h.requireToken(r)
 	if e != nil {
+		h.clearSessionCookies(w, r) // a browser's dead session goes too
 		writeError(w, e)
 		return
 	}
+	h.clearSessionCookies(w, r)
 	if err := h.logins.Logout(r.Context(), v.id.SessionID); err != nil {
 		h.writeSessionError(w, "logout", err)
 		return
@@ -224,11 +227,14 @@ func (h *Handler) appFor(appid string) (platform.App, *apiError) {
 		if h.onlyApp != nil {
 			return *h.onlyApp, nil
 		}
-		return platform.App{}, errInvalidRequest(`"appid" is required: this gateway serves several apps`)
+		return platform.App{}, errInvalidRequest(`"appid" is required: this gateway serves several mini programs`)
 	}
 	app, ok := h.apps[appid]
 	if !ok {
 		return platform.App{}, errInvalidRequest(`unknown "appid": it is not configured on this gateway`)
+	}
+	if app.Kind.IsWeb() {
+		return platform.App{}, errInvalidRequest(`"appid" names a web app: web apps log in through GET ` + h.prefix + `/web/login, not with a code post`)
 	}
 	return app, nil
 }

@@ -55,14 +55,20 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	if e != nil {
 		// A token that was sent but does not verify is refused even in
 		// optional mode: the client must learn to refresh or log in again
-		// rather than silently become anonymous.
-		writeError(w, e)
+		// rather than silently become anonymous. A browser loading a page
+		// is sent to log in instead.
+		if !h.webLoginRedirect(w, r) {
+			writeError(w, e)
+		}
 		return nil
 	}
 
 	// The token proves identity to us; the upstream gets the identity, not
 	// the credential.
 	r.Header.Del("Authorization")
+	if v.fromCookie {
+		removeCookie(r, tokenCookie)
+	}
 	v.headers.Apply(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setUserPlaceholders(repl, &v.id)
@@ -77,12 +83,24 @@ var errNoCredentials = &apiError{}
 // every Bearer endpoint's check.
 func (h *Handler) authenticate(r *http.Request) (*verified, *apiError) {
 	raw, present := bearerToken(r)
+	fromCookie := false
 	if !present {
-		return nil, errNoCredentials
+		// Browsers of the web login carry the token in a cookie.
+		c, err := r.Cookie(tokenCookie)
+		if err != nil || c.Value == "" {
+			return nil, errNoCredentials
+		}
+		raw, fromCookie = c.Value, true
 	}
 	v, err := h.verify(raw)
 	if err != nil {
 		return nil, tokenError(err)
+	}
+	if fromCookie {
+		// A copy: the cached value is shared by every request of the token.
+		vc := *v
+		vc.fromCookie = true
+		v = &vc
 	}
 	// Checked on every request, cached or not: a reload may have removed
 	// the app, and a logout on any node revokes the session.
@@ -140,5 +158,17 @@ func tokenError(err error) *apiError {
 		return errTokenExpired()
 	default:
 		return errTokenInvalid()
+	}
+}
+
+// removeCookie drops one cookie from the request's Cookie headers, so the
+// token cookie, like the Authorization header, never reaches the upstream.
+func removeCookie(r *http.Request, name string) {
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name != name {
+			r.AddCookie(c)
+		}
 	}
 }

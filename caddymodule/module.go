@@ -100,8 +100,11 @@ type Handler struct {
 	AvatarBase string `json:"avatar_base,omitempty"`
 
 	apps           map[string]platform.App // by appid, secrets resolved
-	onlyApp        *platform.App           // set when exactly one app is configured
-	noContentCheck map[string]bool         // appids whose operator turned the content check off
+	onlyApp        *platform.App           // set when exactly one mini program is configured
+	webApps        []platform.App          // the web apps, in config order
+	webScopes      map[string]string       // appid → OAuth scope of each web app
+	client         *platform.Client
+	noContentCheck map[string]bool // appids whose operator turned the content check off
 	prefix         string
 	avatarURLBase  string // AvatarBase ending in "/"
 	codec          *token.Codec
@@ -131,6 +134,19 @@ type AppConfig struct {
 	// app's nicknames and avatars (on by default). For apps whose own
 	// moderation covers it, or where the check's quota is a problem.
 	ContentCheck *bool `json:"content_check,omitempty"`
+}
+
+// webScope is the OAuth scope a web app asks for: snsapi_login for QR
+// login, snsapi_base (a silent login) unless the operator asked for
+// snsapi_userinfo on official-account pages.
+func (ac AppConfig) webScope() string {
+	switch kind, _ := ac.kind(); {
+	case kind == platform.WeChatQR:
+		return "snsapi_login"
+	case ac.Scope != "":
+		return ac.Scope
+	}
+	return "snsapi_base"
 }
 
 // kind is the app's platform; wechat when none is set.
@@ -181,9 +197,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.noContentCheck[app.AppID] = true
 		}
 	}
-	if len(h.Apps) == 1 {
-		only := h.apps[h.Apps[0].AppID]
-		h.onlyApp = &only
+	var miniPrograms []platform.App
+	h.webApps = nil
+	h.webScopes = make(map[string]string)
+	for _, ac := range h.Apps { // config order: the first web app is the default
+		app := h.apps[ac.AppID]
+		if !app.Kind.IsWeb() {
+			miniPrograms = append(miniPrograms, app)
+			continue
+		}
+		h.webApps = append(h.webApps, app)
+		h.webScopes[app.AppID] = ac.webScope()
+	}
+	// A login body may leave out the appid when there is one mini program:
+	// web apps never post to /wx/login.
+	if len(miniPrograms) == 1 {
+		h.onlyApp = &miniPrograms[0]
 	}
 
 	h.store = session.NewStore(ctx.Storage())
@@ -227,6 +256,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Debug("reusing the in-memory state of the previous config (token cache, revocations)")
 	}
 
+	h.client = client
 	h.logins = &login.Service{
 		Exchanger:   client,
 		Store:       h.store,
@@ -308,11 +338,13 @@ func (h *Handler) checkConfig() error {
 		if err != nil {
 			return fmt.Errorf("wxauth: app %s: %v", ac.AppID, err)
 		}
-		if kind == platform.WeChatWeb || kind == platform.WeChatQR {
-			return fmt.Errorf("wxauth: app %s: platform %s (web login) is not supported by this version yet; use wechat or qq", ac.AppID, kind)
-		}
-		if ac.Scope != "" {
-			return fmt.Errorf("wxauth: app %s: scope applies only to web apps (platform wechat-web or wechat-qr)", ac.AppID)
+		switch {
+		case ac.Scope != "" && kind == platform.WeChatQR:
+			return fmt.Errorf("wxauth: app %s: a wechat-qr app always uses scope snsapi_login; remove scope", ac.AppID)
+		case ac.Scope != "" && kind != platform.WeChatWeb:
+			return fmt.Errorf("wxauth: app %s: scope applies only to wechat-web apps (official-account pages)", ac.AppID)
+		case ac.Scope != "" && ac.Scope != "snsapi_base" && ac.Scope != "snsapi_userinfo":
+			return fmt.Errorf("wxauth: app %s: scope %q: want snsapi_base or snsapi_userinfo", ac.AppID, ac.Scope)
 		}
 		if !h.Sandbox && ac.Secret == "" {
 			return fmt.Errorf("wxauth: app %s has no secret; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID)
@@ -323,6 +355,9 @@ func (h *Handler) checkConfig() error {
 	}
 	if h.Sandbox && h.APIBase != "" {
 		return errors.New("wxauth: sandbox and api_base both set: sandbox answers every platform call in-process, so remove one of them")
+	}
+	if h.Sandbox && h.OpenBase != "" {
+		return errors.New("wxauth: sandbox and open_base both set: sandbox serves its own authorize page, so remove one of them")
 	}
 	if err := checkBaseURL("api_base", h.APIBase); err != nil {
 		return fmt.Errorf("wxauth: %v", err)
@@ -416,6 +451,9 @@ type verified struct {
 	id      token.Identity
 	expires time.Time
 	headers identity.Headers
+	// fromCookie: the token came in the web login's cookie, not a
+	// Bearer header. Never set on cached values.
+	fromCookie bool
 }
 
 // Interface guards

@@ -226,11 +226,7 @@ func (h *Handler) avatarBase(r *http.Request) string {
 	if h.AvatarBase != "" {
 		return h.avatarURLBase
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + h.prefix + "/avatar/"
+	return h.siteURL(r) + h.prefix + "/avatar/"
 }
 
 // checksContent reports whether app's profile changes go through the
@@ -349,6 +345,10 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	app, _ := h.app(v.id.AppID)
+	if app.Kind.IsWeb() {
+		writeError(w, errInvalidRequest("phone numbers come from a mini program's getPhoneNumber button; a web login cannot get one"))
+		return
+	}
 	user, err := h.profiles.Phone(r.Context(), app, v.id.OpenID, req.Code)
 	if err != nil {
 		h.writeFailure(w, "phone", app, err)

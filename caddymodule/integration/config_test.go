@@ -98,8 +98,9 @@ func TestCaddyValidateAcceptsGoodConfigs(t *testing.T) {
 		"env secret":     "app wxgood00000001 {\nsecret {env.WXAUTH_TEST_SECRET}\n}",
 		"file secret":    "app wxgood00000001 {\nsecret {file." + secretFile + "}\n}",
 		"hs256":          "app wxgood00000001\nsandbox\nsigning_key " + testSigningKey,
-		"every option":   "app wxgood00000001 {\nplatform qq\n}\nsandbox\nendpoints /auth\noptional\naccess_ttl 10m\nrefresh_ttl 48h\nforward_phone\nplatform_timeout 3s\ntoken_cache_size 16MiB\nopen_base https://open.example.test",
+		"every option":   "app wxgood00000001 {\nplatform qq\nsecret s\n}\nendpoints /auth\noptional\naccess_ttl 10m\nrefresh_ttl 48h\nforward_phone\nplatform_timeout 3s\ntoken_cache_size 16MiB\nopen_base https://open.example.test",
 		"two apps":       "app wxgood00000001\napp wxgood00000002\nsandbox",
+		"web apps":       "app wxgood00000001 {\nplatform wechat-web\nscope snsapi_userinfo\n}\napp wxgood00000002 {\nplatform wechat-qr\n}\napp wxgood00000003\nsandbox",
 		"content checks": "app wxgood00000001 {\ncontent_check off\n}\napp wxgood00000002 {\ncontent_check on\n}\nsandbox\navatar_base https://cdn.example.test/a/",
 		"trailing slash": "app wxgood00000001\nsandbox\nendpoints /wx/",
 	} {
@@ -133,6 +134,9 @@ func TestCaddyValidateRejectsBadConfigs(t *testing.T) {
 		{"bad endpoints", "app wxbad000000001\nsandbox\nendpoints wx", "endpoints"},
 		{"bad scope", "app wxbad000000001 {\nscope snsapi_all\n}\nsandbox", "scope"},
 		{"bad cache size", "app wxbad000000001\nsandbox\ntoken_cache_size lots", "token_cache_size"},
+		{"sandbox with open_base", "app wxbad000000001\nsandbox\nopen_base https://open.example.test", "sandbox and open_base"},
+		{"scope on a mini program", "app wxbad000000001 {\nscope snsapi_userinfo\n}\nsandbox", "only to wechat-web"},
+		{"scope on QR login", "app wxbad000000001 {\nplatform wechat-qr\nscope snsapi_userinfo\n}\nsandbox", "snsapi_login"},
 		{"bad content_check", "app wxbad000000001 {\ncontent_check maybe\n}\nsandbox", "content_check"},
 		{"bad avatar_base", "app wxbad000000001\nsandbox\navatar_base /relative", "avatar_base"},
 	} {

@@ -1,0 +1,341 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+)
+
+// The cookies of the web login. All are HttpOnly (no script reads them),
+// Secure, and SameSite=Lax: sent when the browser navigates here, as it
+// does coming back from the platform, but not with another site's POSTs,
+// which is what keeps cookie-authenticated requests safe from CSRF.
+const (
+	// tokenCookie holds the access token; the gate accepts it like a
+	// Bearer token.
+	tokenCookie = "wxauth_token"
+	// refreshCookie holds the refresh token, sent only to the web login
+	// endpoint, which trades it for a new session without a trip to the
+	// platform when the access token has expired.
+	refreshCookie = "wxauth_refresh"
+	// stateCookie binds a web login's state to the browser that started it.
+	stateCookie = "wxauth_state"
+)
+
+// webStateLifetime is how long a browser may take on the authorize page.
+// QR login codes live 10 minutes; the state must not die first.
+const webStateLifetime = 10 * time.Minute
+
+// stateLength is the length of a web login state: 32 characters of
+// [A-Za-z0-9] (190 bits), well inside WeChat's 128-byte limit.
+const stateLength = 32
+
+func (h *Handler) serveWeb(w http.ResponseWriter, r *http.Request, rest string) {
+	switch {
+	case rest == "login":
+		h.serveWebLogin(w, r)
+	case rest == "callback":
+		h.serveWebCallback(w, r)
+	case h.Sandbox && strings.HasPrefix(rest, "sandbox/connect/"):
+		// The sandbox's stand-in for open.weixin.qq.com: the browser lands
+		// here and goes straight back to the callback with a code. Only to
+		// this gateway's callback, as WeChat only returns to the app's own
+		// domain: the page must not become an open redirect.
+		if r.URL.Query().Get("redirect_uri") != h.siteURL(r)+h.prefix+"/web/callback" {
+			writeError(w, errInvalidRequest("the sandbox authorize page only returns to this gateway's "+h.prefix+"/web/callback"))
+			return
+		}
+		sandbox.Authorize(w, r)
+	default:
+		writeError(w, errNotFound())
+	}
+}
+
+// serveWebLogin starts a web login: back to the page at once if the
+// browser holds a refresh token that still works, otherwise off to the
+// platform's authorize page with a fresh single-use state.
+func (h *Handler) serveWebLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, errMethod("GET, HEAD"))
+		return
+	}
+	q := r.URL.Query()
+	next := safeNext(q.Get("next"))
+	app, e := h.webAppFor(q.Get("appid"), r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+
+	if c, err := r.Cookie(refreshCookie); err == nil && c.Value != "" {
+		res, err := h.logins.Refresh(r.Context(), c.Value)
+		if err == nil {
+			h.setSessionCookies(w, r, res)
+			redirect(w, next)
+			return
+		}
+		// Spent, expired or revoked: log in afresh.
+		clearCookie(w, r, refreshCookie, h.prefix+"/web/")
+	}
+
+	state, err := newState()
+	if err != nil {
+		h.logger.Error("web login failed", zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	ws := &session.WebState{AppID: app.AppID, Next: next, Expires: time.Now().Add(webStateLifetime)}
+	if err := h.store.SaveWebState(r.Context(), state, ws); err != nil {
+		h.logger.Error("web login failed", zap.String("appid", app.AppID), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	target, err := platform.AuthorizeURL(h.openBase(r), app, h.webScopes[app.AppID], h.siteURL(r)+h.prefix+"/web/callback", state)
+	if err != nil {
+		h.logger.Error("web login failed", zap.String("appid", app.AppID), zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	if user := q.Get("sandbox_user"); h.Sandbox && user != "" {
+		// Lets a developer log in as someone else in the sandbox.
+		target = strings.Replace(target, "#", "&sandbox_user="+url.QueryEscape(user)+"#", 1)
+	}
+	setCookie(w, r, stateCookie, state, h.prefix+"/web/callback", webStateLifetime)
+	redirect(w, target)
+}
+
+// serveWebCallback finishes a web login: the state must be the one this
+// browser was given and never used, then the code is exchanged, the
+// profile fetched (snsapi_userinfo, QR login), a session started and its
+// cookies set.
+func (h *Handler) serveWebCallback(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeError(w, errMethod(http.MethodGet))
+		return
+	}
+	q := r.URL.Query()
+	state, code := q.Get("state"), q.Get("code")
+	// Whatever happens next, this state is done with.
+	clearCookie(w, r, stateCookie, h.prefix+"/web/callback")
+
+	c, err := r.Cookie(stateCookie)
+	if state == "" || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+		writeError(w, errInvalidRequest("this login was not started in this browser (the state does not match); start again at "+h.prefix+"/web/login"))
+		return
+	}
+	ws, err := h.store.TakeWebState(r.Context(), state, time.Now())
+	if errors.Is(err, session.ErrNotFound) {
+		writeError(w, errInvalidRequest("this login state is unknown, expired or already used; start again at "+h.prefix+"/web/login"))
+		return
+	}
+	if err != nil {
+		h.logger.Error("web login failed", zap.Error(err))
+		writeError(w, errInternal())
+		return
+	}
+	app, ok := h.app(ws.AppID)
+	if !ok || !app.Kind.IsWeb() {
+		writeError(w, errInvalidRequest("the app this login was started for is no longer configured; start again at "+h.prefix+"/web/login"))
+		return
+	}
+	if code == "" {
+		writeError(w, errInvalidRequest("the user did not authorize the login (the platform sent no code); start again at "+h.prefix+"/web/login"))
+		return
+	}
+
+	res, err := h.webLogin(r, app, code)
+	if err != nil {
+		h.writeFailure(w, "web login", app, err)
+		return
+	}
+	h.logger.Info("login",
+		zap.String("appid", app.AppID),
+		zap.String("openid", res.User.OpenID),
+		zap.String("source", res.Session.Source),
+		zap.String("result", "ok"))
+	h.setSessionCookies(w, r, res)
+	redirect(w, ws.Next)
+}
+
+// webLogin exchanges a web login code and starts a session for its user.
+// The platform's profile, where the scope gives one, becomes the user's
+// profile: it is what the user just agreed to share.
+func (h *Handler) webLogin(r *http.Request, app platform.App, code string) (*login.Result, error) {
+	ctx := r.Context()
+	ws, err := h.client.WebAccessToken(ctx, app, code)
+	if err != nil {
+		return nil, err
+	}
+	var profile *session.Profile
+	unionID := ws.UnionID
+	if ws.ProfileGranted() {
+		wu, err := h.client.WebUserInfo(ctx, app, ws)
+		if err != nil {
+			return nil, err
+		}
+		if unionID == "" {
+			unionID = wu.UnionID
+		}
+		if nickname := strings.TrimSpace(wu.Nickname); nickname != "" {
+			profile = &session.Profile{Nickname: nickname, AvatarURL: wu.HeadImgURL}
+		}
+	}
+	user, err := h.store.UpdateUser(ctx, app.AppID, ws.OpenID, func(u *session.User) error {
+		if unionID != "" {
+			u.UnionID = unionID
+		}
+		if profile != nil {
+			u.Profile = profile
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h.logins.StartSession(ctx, app, user)
+}
+
+// webAppFor picks the web app a login is for: the one named, else by where
+// the browser is. Inside WeChat, official-account pages log in silently;
+// elsewhere, a website shows the QR code.
+func (h *Handler) webAppFor(appid string, r *http.Request) (platform.App, *apiError) {
+	if appid != "" {
+		app, ok := h.apps[appid]
+		if !ok || !app.Kind.IsWeb() {
+			return platform.App{}, errInvalidRequest(`unknown "appid": it is not a web app (platform wechat-web or wechat-qr) configured on this gateway`)
+		}
+		return app, nil
+	}
+	if len(h.webApps) == 0 {
+		return platform.App{}, errInvalidRequest("no web app is configured: add an app with platform wechat-web or wechat-qr")
+	}
+	want := platform.WeChatQR
+	if strings.Contains(r.UserAgent(), "MicroMessenger") {
+		want = platform.WeChatWeb
+	}
+	for _, app := range h.webApps {
+		if app.Kind == want {
+			return app, nil
+		}
+	}
+	return h.webApps[0], nil
+}
+
+// webLoginRedirect answers a browser the gate refuses with a trip through
+// the web login and back, where that makes sense: a page load (GET or
+// HEAD asking for HTML) with no Authorization header, on a gateway with a
+// web app. API clients keep getting the 401.
+func (h *Handler) webLoginRedirect(w http.ResponseWriter, r *http.Request) bool {
+	if len(h.webApps) == 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead) ||
+		r.Header.Get("Authorization") != "" || !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		return false
+	}
+	redirect(w, h.prefix+"/web/login?next="+url.QueryEscape(r.URL.RequestURI()))
+	return true
+}
+
+// setSessionCookies hands a browser its session.
+func (h *Handler) setSessionCookies(w http.ResponseWriter, r *http.Request, res *login.Result) {
+	setCookie(w, r, tokenCookie, res.AccessToken, "/", time.Until(res.AccessExpires))
+	setCookie(w, r, refreshCookie, res.RefreshToken, h.prefix+"/web/", time.Until(res.Session.RefreshExpires))
+}
+
+// clearSessionCookies ends a browser's session (logout).
+func (h *Handler) clearSessionCookies(w http.ResponseWriter, r *http.Request) {
+	clearCookie(w, r, tokenCookie, "/")
+	clearCookie(w, r, refreshCookie, h.prefix+"/web/")
+}
+
+func setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, life time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     path,
+		MaxAge:   max(int(life/time.Second), 1),
+		HttpOnly: true,
+		Secure:   true,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func clearCookie(w http.ResponseWriter, r *http.Request, name, path string) {
+	if _, err := r.Cookie(name); err != nil {
+		return // nothing to clear
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
+}
+
+func redirect(w http.ResponseWriter, location string) {
+	w.Header().Set("Location", location)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusFound)
+}
+
+// safeNext returns next if it is a path on this site, and "/" otherwise:
+// the web login must never become an open redirect. A path must start
+// with one "/" (not "//" or "/\", which browsers read as another host),
+// and hold no scheme, host or control characters.
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || len(next) > 2048 {
+		return "/"
+	}
+	if len(next) > 1 && (next[1] == '/' || next[1] == '\\') {
+		return "/"
+	}
+	if strings.ContainsFunc(next, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	return next
+}
+
+// newState returns a fresh random state for the authorize page.
+func newState() (string, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var b [stateLength]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	for i := range b {
+		// 256 = 4*62 + 8: the slight bias toward the first 8 letters costs
+		// well under a bit of the state's 190.
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:]), nil
+}
+
+// siteURL is the scheme and host this request came to, which the platform
+// sends the browser back to.
+func (h *Handler) siteURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// openBase is where authorize pages are: open_base, the sandbox's own
+// stand-in under the endpoint prefix, or the platform.
+func (h *Handler) openBase(r *http.Request) string {
+	switch {
+	case h.OpenBase != "":
+		return h.OpenBase
+	case h.Sandbox:
+		return h.siteURL(r) + h.prefix + "/web/sandbox"
+	}
+	return platform.DefaultOpenBase
+}
