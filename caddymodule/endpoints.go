@@ -93,16 +93,23 @@ func secondsUntil(t, now time.Time) int64 {
 // loginRequest is the body of POST /wx/login. The encrypted fields are the
 // old two-in-one login: wx.getUserInfo's data sent along with the code.
 type loginRequest struct {
-	Code          string `json:"code"`
-	AppID         string `json:"appid"`
+	Code  string `json:"code"`
+	AppID string `json:"appid"`
+	encryptedFields
+}
+
+// encryptedFields are the legacy encrypted user data as a client posts
+// them, on /wx/login and /wx/profile alike.
+type encryptedFields struct {
 	EncryptedData string `json:"encrypted_data"`
 	IV            string `json:"iv"`
 	RawData       string `json:"raw_data"`
 	Signature     string `json:"signature"`
 }
 
-func (r loginRequest) encrypted() (profile.Encrypted, bool) {
-	enc := profile.Encrypted{Data: r.EncryptedData, IV: r.IV, RawData: r.RawData, Signature: r.Signature}
+// encrypted returns the fields, and whether any was sent.
+func (f encryptedFields) encrypted() (profile.Encrypted, bool) {
+	enc := profile.Encrypted{Data: f.EncryptedData, IV: f.IV, RawData: f.RawData, Signature: f.Signature}
 	return enc, enc != profile.Encrypted{}
 }
 

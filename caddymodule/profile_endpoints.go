@@ -81,17 +81,9 @@ func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
 // profileRequest is the JSON body of POST /wx/profile: either the plain
 // profile (nickname, avatar_url) or the legacy encrypted user data.
 type profileRequest struct {
-	Nickname      *string `json:"nickname"`
-	AvatarURL     *string `json:"avatar_url"`
-	EncryptedData string  `json:"encrypted_data"`
-	IV            string  `json:"iv"`
-	RawData       string  `json:"raw_data"`
-	Signature     string  `json:"signature"`
-}
-
-func (r profileRequest) encrypted() (profile.Encrypted, bool) {
-	enc := profile.Encrypted{Data: r.EncryptedData, IV: r.IV, RawData: r.RawData, Signature: r.Signature}
-	return enc, enc != profile.Encrypted{}
+	Nickname  *string `json:"nickname"`
+	AvatarURL *string `json:"avatar_url"`
+	encryptedFields
 }
 
 // profileAnswer is what POST /wx/profile answers: the stored profile, and
