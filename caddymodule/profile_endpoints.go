@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -265,6 +266,13 @@ func (h *Handler) writeFailure(w http.ResponseWriter, op string, app platform.Ap
 				zap.Int("errcode", pe.Errcode),
 				zap.String("detail", pe.Message))
 			writeError(w, platformError(pe))
+			return
+		}
+		if errors.Is(err, context.Canceled) {
+			// The client hung up while waiting (a retried post of a code
+			// whose first exchange was still going): not a server fault.
+			h.logger.Debug(op+" abandoned by the client", zap.String("appid", app.AppID))
+			writeError(w, errInternal())
 			return
 		}
 		h.logger.Error(op+" failed", zap.String("appid", app.AppID), zap.Error(err))

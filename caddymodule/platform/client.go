@@ -65,8 +65,25 @@ type Client struct {
 // defaultHTTPClient does not follow redirects: the platform never redirects,
 // and a redirect from a misconfigured api_base should fail loudly rather than
 // send the query elsewhere.
+//
+// Its transport keeps many idle connections per host: every login of every
+// app goes to the same one or two hosts, and Go's default of 2 made most
+// calls under load open a new connection (a new TLS handshake with the
+// real platform).
 var defaultHTTPClient = &http.Client{
+	Transport:     platformTransport(),
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// maxIdleConnsPerHost bounds the kept-alive connections to one platform
+// host: enough for a node's concurrent logins.
+const maxIdleConnsPerHost = 64
+
+func platformTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	t.MaxIdleConns = 4 * maxIdleConnsPerHost
+	return t
 }
 
 func (c *Client) httpClient() *http.Client {

@@ -527,3 +527,50 @@ func TestAsError(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// Concurrent calls reuse their connections: after one wave of parallel
+// logins, a second wave opens no new ones. With Go's default of 2 idle
+// connections per host, most of the second wave would dial again.
+func TestConnectionsAreReused(t *testing.T) {
+	var mu sync.Mutex
+	opened := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // keep the wave's calls in flight together
+		fmt.Fprintf(w, `{"openid":"o-%s","session_key":%q}`, r.URL.Query().Get("js_code"), base64.StdEncoding.EncodeToString(make([]byte, 16)))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	c := &Client{}
+	app := App{AppID: testAppID, Secret: testSecret, Kind: WeChat, APIBase: srv.URL}
+	wave := func(n int) {
+		var wg sync.WaitGroup
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Code2Session(context.Background(), app, fmt.Sprintf("w%dc%d", n, i)); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	wave(1)
+	mu.Lock()
+	first := opened
+	mu.Unlock()
+	wave(2)
+	mu.Lock()
+	defer mu.Unlock()
+	if again := opened - first; again > 2 {
+		t.Errorf("the second wave of 16 calls opened %d new connections (the first opened %d); idle ones were not kept", again, first)
+	}
+}
