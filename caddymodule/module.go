@@ -451,6 +451,8 @@ type verified struct {
 	id      token.Identity
 	expires time.Time
 	headers identity.Headers
+	// placeholders are id's http.auth.user.* values, ready to set.
+	placeholders userPlaceholders
 	// fromCookie: the token came in the web login's cookie, not a
 	// Bearer header. Never set on cached values.
 	fromCookie bool
