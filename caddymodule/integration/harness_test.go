@@ -141,6 +141,9 @@ func (g *gateway) load(cfg gatewayConfig) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	// A reload closes the old server's idle connections; a client that
+	// reused one would read EOF.
+	g.client.CloseIdleConnections()
 }
 
 // response is a read answer.
