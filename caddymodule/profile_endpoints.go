@@ -33,6 +33,38 @@ func (h *Handler) requireToken(r *http.Request) (*verified, *apiError) {
 	return v, e
 }
 
+// bearerRequest checks a Bearer endpoint's method and token, answering
+// the error itself; ok is false when it did.
+func (h *Handler) bearerRequest(w http.ResponseWriter, r *http.Request, method string) (v *verified, ok bool) {
+	if r.Method != method {
+		writeError(w, errMethod(method))
+		return nil, false
+	}
+	v, e := h.requireToken(r)
+	if e != nil {
+		writeError(w, e)
+		return nil, false
+	}
+	return v, true
+}
+
+// reissue gives the client of v a new access token showing what changed
+// in user (profile, phone), logs the change as done, and returns the token
+// and its expires_in; ok is false when it answered an error instead.
+func (h *Handler) reissue(w http.ResponseWriter, op, done string, app platform.App, v *verified, user *session.User) (access string, expiresIn int64, ok bool) {
+	access, expires, err := h.logins.Reissue(v.id, user, v.expires)
+	if err != nil {
+		h.writeFailure(w, op, app, err)
+		return "", 0, false
+	}
+	// What changed is not logged: a phone number never is.
+	h.logger.Info(done,
+		zap.String("appid", app.AppID),
+		zap.String("openid", v.id.OpenID),
+		zap.String("result", "ok"))
+	return access, secondsUntil(expires, time.Now()), true
+}
+
 // meAnswer is what GET /wx/me answers: enough for a front end to decide in
 // one round trip whether to ask the user for a profile (or a phone number).
 type meAnswer struct {
@@ -45,13 +77,8 @@ type meAnswer struct {
 }
 
 func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		writeError(w, errMethod(http.MethodGet))
-		return
-	}
-	v, e := h.requireToken(r)
-	if e != nil {
-		writeError(w, e)
+	v, ok := h.bearerRequest(w, r, http.MethodGet)
+	if !ok {
 		return
 	}
 	// Storage, not the token, is the truth: another session of the same
@@ -96,13 +123,8 @@ type profileAnswer struct {
 }
 
 func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeError(w, errMethod(http.MethodPost))
-		return
-	}
-	v, e := h.requireToken(r)
-	if e != nil {
-		writeError(w, e)
+	v, ok := h.bearerRequest(w, r, http.MethodPost)
+	if !ok {
 		return
 	}
 	app, _ := h.app(v.id.AppID) // authenticate checked that it is configured
@@ -145,16 +167,11 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	access, expires, err := h.logins.Reissue(v.id, user, v.expires)
-	if err != nil {
-		h.writeFailure(w, "profile", app, err)
+	access, expiresIn, ok := h.reissue(w, "profile", "profile updated", app, v, user)
+	if !ok {
 		return
 	}
-	h.logger.Info("profile updated",
-		zap.String("appid", app.AppID),
-		zap.String("openid", v.id.OpenID),
-		zap.String("result", "ok"))
-	writeJSON(w, http.StatusOK, profileAnswer{Profile: user.Profile, AccessToken: access, ExpiresIn: secondsUntil(expires, time.Now())})
+	writeJSON(w, http.StatusOK, profileAnswer{Profile: user.Profile, AccessToken: access, ExpiresIn: expiresIn})
 }
 
 // readAvatarUpload reads the chooseAvatar upload: wx.uploadFile posts the
@@ -322,13 +339,8 @@ type phoneAnswer struct {
 }
 
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeError(w, errMethod(http.MethodPost))
-		return
-	}
-	v, e := h.requireToken(r)
-	if e != nil {
-		writeError(w, e)
+	v, ok := h.bearerRequest(w, r, http.MethodPost)
+	if !ok {
 		return
 	}
 	var req phoneRequest
@@ -354,15 +366,9 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {
 		h.writeFailure(w, "phone", app, err)
 		return
 	}
-	access, expires, err := h.logins.Reissue(v.id, user, v.expires)
-	if err != nil {
-		h.writeFailure(w, "phone", app, err)
+	access, expiresIn, ok := h.reissue(w, "phone", "phone number stored", app, v, user)
+	if !ok {
 		return
 	}
-	// The number itself is never logged.
-	h.logger.Info("phone number stored",
-		zap.String("appid", app.AppID),
-		zap.String("openid", v.id.OpenID),
-		zap.String("result", "ok"))
-	writeJSON(w, http.StatusOK, phoneAnswer{Phone: user.Phone, AccessToken: access, ExpiresIn: secondsUntil(expires, time.Now())})
+	writeJSON(w, http.StatusOK, phoneAnswer{Phone: user.Phone, AccessToken: access, ExpiresIn: expiresIn})
 }
