@@ -272,24 +272,35 @@ func NewHandler() http.Handler {
 	return mux
 }
 
-// code2Session serves /sns/jscode2session.
-func code2Session(w http.ResponseWriter, r *http.Request) {
+// exchangeRequest checks what every code exchange (mini program or web)
+// must carry, and answers the failure codes; ok is false when it answered.
+// noCode is the platform's answer to a missing code, which differs by API.
+func exchangeRequest(w http.ResponseWriter, r *http.Request, codeParam string, noCode failure) (appid, code string, ok bool) {
 	q := r.URL.Query()
-	appid, code := q.Get("appid"), q.Get("js_code")
+	appid, code = q.Get("appid"), q.Get(codeParam)
 	switch {
 	case appid == "":
 		writeJSON(w, http.StatusOK, failure{40013, "invalid appid"})
-		return
+		return "", "", false
 	case q.Get("grant_type") != "authorization_code":
 		// The real platform insists on it; catching it here catches client bugs.
 		writeJSON(w, http.StatusOK, failure{40002, "invalid grant_type"})
-		return
+		return "", "", false
 	case code == "":
-		writeJSON(w, http.StatusOK, failure{40029, "invalid code"})
-		return
+		writeJSON(w, http.StatusOK, noCode)
+		return "", "", false
 	}
-	if f, ok := failureCodes[code]; ok {
+	if f, isFailure := failureCodes[code]; isFailure {
 		writeJSON(w, http.StatusOK, f)
+		return "", "", false
+	}
+	return appid, code, true
+}
+
+// code2Session serves /sns/jscode2session.
+func code2Session(w http.ResponseWriter, r *http.Request) {
+	appid, code, ok := exchangeRequest(w, r, "js_code", failure{40029, "invalid code"})
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{
@@ -302,21 +313,8 @@ func code2Session(w http.ResponseWriter, r *http.Request) {
 // webAccessToken serves /sns/oauth2/access_token, the web login's code
 // exchange.
 func webAccessToken(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	appid, code := q.Get("appid"), q.Get("code")
-	switch {
-	case appid == "":
-		writeJSON(w, http.StatusOK, failure{40013, "invalid appid"})
-		return
-	case q.Get("grant_type") != "authorization_code":
-		writeJSON(w, http.StatusOK, failure{40002, "invalid grant_type"})
-		return
-	case code == "":
-		writeJSON(w, http.StatusOK, failure{41008, "missing code"})
-		return
-	}
-	if f, ok := failureCodes[code]; ok {
-		writeJSON(w, http.StatusOK, f)
+	appid, code, ok := exchangeRequest(w, r, "code", failure{41008, "missing code"})
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
