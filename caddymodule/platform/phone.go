@@ -61,12 +61,19 @@ func (p Phone) GoString() string {
 
 // Format makes every fmt verb print the masked form (%d or %x would
 // otherwise print the fields).
-func (p Phone) Format(f fmt.State, verb rune) {
+func (p Phone) Format(f fmt.State, verb rune) { formatMasked(f, verb, p) }
+
+// formatMasked prints v's masked forms for every fmt verb: GoString for
+// %#v, String for anything else.
+func formatMasked(f fmt.State, verb rune, v interface {
+	fmt.Stringer
+	fmt.GoStringer
+}) {
 	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, p.GoString())
+		fmt.Fprint(f, v.GoString())
 		return
 	}
-	fmt.Fprint(f, p.String())
+	fmt.Fprint(f, v.String())
 }
 
 // LogValue masks the number in log/slog output, JSON handlers included.

@@ -94,13 +94,7 @@ func (ws WebSession) GoString() string {
 
 // Format makes every fmt verb print String's form (%x or %+v would
 // otherwise print the fields, the token included).
-func (ws WebSession) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		fmt.Fprint(f, ws.GoString())
-		return
-	}
-	fmt.Fprint(f, ws.String())
-}
+func (ws WebSession) Format(f fmt.State, verb rune) { formatMasked(f, verb, ws) }
 
 // LogValue leaves the access_token out of log/slog output, JSON handlers
 // included.
