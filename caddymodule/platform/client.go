@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -60,6 +62,30 @@ type Client struct {
 	// RetryDelay is the pause before the single retry on errcode -1; 0 means
 	// 200ms.
 	RetryDelay time.Duration
+	// MaxConcurrentPerApp bounds the calls in flight to the platform for one
+	// app; 0 means no bound. A flood of logins (or of anything else that
+	// reaches the platform) then waits for a free slot, for up to half the
+	// call's timeout (so that the call itself still has time), instead of
+	// spending the app's daily quota as fast as it arrives; a call that
+	// finds no slot in time fails as RateLimited.
+	MaxConcurrentPerApp int
+	// Observe, when set, is told of every exchange with the platform (a
+	// retry is a second one): the metrics of calls and their latency.
+	Observe func(Exchange)
+
+	slots sync.Map // appid → chan struct{} of MaxConcurrentPerApp slots
+}
+
+// Exchange is one HTTP exchange with the platform, as Client.Observe sees it.
+type Exchange struct {
+	API   string // e.g. "code2session"
+	AppID string
+	// Outcome is the platform's errcode ("0" for a success) or, when the
+	// platform gave none: "timeout", "cancelled", "transport" (no
+	// connection, or it broke), "http_status" (not a 2xx), "bad_answer"
+	// (too large, not JSON, or fields of the wrong type).
+	Outcome  string
+	Duration time.Duration
 }
 
 // defaultHTTPClient does not follow redirects: the platform never redirects,
@@ -162,14 +188,27 @@ func (c *Client) call(ctx context.Context, app App, req request, out any) error 
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	release, err := c.acquire(callCtx, ctx, app, req.api)
+	if err != nil {
+		return err
+	}
+	defer release()
+
 	for attempt := 1; ; attempt++ {
-		body, err := c.send(callCtx, ctx, timeout, app, req)
+		start := time.Now()
+		body, outcome, err := c.send(callCtx, ctx, timeout, app, req)
+		var st status
+		if err == nil {
+			if jerr := json.Unmarshal(body, &st); jerr != nil {
+				outcome = "bad_answer"
+				err = unavailable(req.api, "the platform answered something that is not the expected JSON; try again later")
+			} else {
+				outcome = strconv.Itoa(st.Errcode)
+			}
+		}
+		c.observe(req.api, app.AppID, outcome, time.Since(start))
 		if err != nil {
 			return err
-		}
-		var st status
-		if err := json.Unmarshal(body, &st); err != nil {
-			return unavailable(req.api, "the platform answered something that is not the expected JSON; try again later")
 		}
 		if st.Errcode == -1 && attempt == 1 && !req.noRetry {
 			if err := sleep(callCtx, c.retryDelay()); err != nil {
@@ -187,13 +226,50 @@ func (c *Client) call(ctx context.Context, app App, req request, out any) error 
 	}
 }
 
+func (c *Client) observe(api, appid, outcome string, d time.Duration) {
+	if c.Observe != nil {
+		c.Observe(Exchange{API: api, AppID: appid, Outcome: outcome, Duration: d})
+	}
+}
+
+// acquire takes one of app's MaxConcurrentPerApp slots, waiting for one
+// for up to half the call's timeout, and returns the func that gives it
+// back.
+func (c *Client) acquire(callCtx, parent context.Context, app App, api string) (release func(), err error) {
+	if c.MaxConcurrentPerApp <= 0 {
+		return func() {}, nil
+	}
+	v, ok := c.slots.Load(app.AppID)
+	if !ok {
+		v, _ = c.slots.LoadOrStore(app.AppID, make(chan struct{}, c.MaxConcurrentPerApp))
+	}
+	slots := v.(chan struct{})
+	select {
+	case slots <- struct{}{}: // the common case: no timer
+		return func() { <-slots }, nil
+	default:
+	}
+	waitCtx, cancel := context.WithTimeout(callCtx, c.timeout()/2)
+	defer cancel()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-waitCtx.Done():
+		if parent.Err() != nil {
+			return nil, interrupted(api, parent, c.timeout())
+		}
+		return nil, &Error{Code: RateLimited, API: api, RetryAfter: time.Second,
+			Message: "the gateway is already making as many calls to the platform for this app as it allows; try again in a moment"}
+	}
+}
+
 // send performs one HTTP exchange and returns the body of a 2xx answer.
 // callCtx carries the call's deadline; parent is the caller's context, used
 // to tell a cancellation from our own timeout.
-func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, app App, req request) ([]byte, error) {
+func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, app App, req request) (body []byte, outcome string, err error) {
 	base := app.apiBase()
 	if base == "" {
-		return nil, unavailable(req.api, fmt.Sprintf("the app's platform %q has no API base URL; the operator should fix the app's platform or api_base", string(app.Kind)))
+		return nil, "transport", unavailable(req.api, fmt.Sprintf("the app's platform %q has no API base URL; the operator should fix the app's platform or api_base", string(app.Kind)))
 	}
 	query := make(url.Values, len(req.query)+1)
 	for k, v := range req.query {
@@ -219,10 +295,10 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 	// *url.Error prints the whole URL, secret or access_token included.
 	httpReq, err := http.NewRequestWithContext(callCtx, method, target, reqBody)
 	if err != nil {
-		return nil, unavailable(req.api, "the app's API base URL is not a valid URL; the operator should fix api_base")
+		return nil, "transport", unavailable(req.api, "the app's API base URL is not a valid URL; the operator should fix api_base")
 	}
 	if httpReq.URL.Scheme != "http" && httpReq.URL.Scheme != "https" {
-		return nil, unavailable(req.api, "the app's API base URL is not an http or https URL; the operator should fix api_base")
+		return nil, "transport", unavailable(req.api, "the app's API base URL is not an http or https URL; the operator should fix api_base")
 	}
 	httpReq.Header.Set("Accept", "application/json")
 	if req.contentType != "" {
@@ -232,27 +308,35 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 	resp, err := c.httpClient().Do(httpReq)
 	if err != nil {
 		if callCtx.Err() != nil {
-			return nil, interrupted(req.api, parent, timeout)
+			return nil, interruptedOutcome(parent), interrupted(req.api, parent, timeout)
 		}
-		return nil, unavailable(req.api, describeTransportError(err)+"; try again later")
+		return nil, "transport", unavailable(req.api, describeTransportError(err)+"; try again later")
 	}
 	defer resp.Body.Close()
 
 	// Content-Type is not checked: WeChat often labels JSON as text/plain.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		if callCtx.Err() != nil {
-			return nil, interrupted(req.api, parent, timeout)
+			return nil, interruptedOutcome(parent), interrupted(req.api, parent, timeout)
 		}
-		return nil, unavailable(req.api, "the connection broke while the platform was answering; try again later")
+		return nil, "transport", unavailable(req.api, "the connection broke while the platform was answering; try again later")
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, unavailable(req.api, fmt.Sprintf("the platform answered HTTP %d; try again later", resp.StatusCode))
+		return nil, "http_status", unavailable(req.api, fmt.Sprintf("the platform answered HTTP %d; try again later", resp.StatusCode))
 	}
 	if len(body) > maxResponseBytes {
-		return nil, unavailable(req.api, "the platform's answer is implausibly large; try again later")
+		return nil, "bad_answer", unavailable(req.api, "the platform's answer is implausibly large; try again later")
 	}
-	return body, nil
+	return body, "", nil
+}
+
+// interruptedOutcome is Exchange.Outcome for a call whose context ended.
+func interruptedOutcome(parent context.Context) string {
+	if errors.Is(parent.Err(), context.Canceled) {
+		return "cancelled"
+	}
+	return "timeout"
 }
 
 // interrupted is the error for a call whose context ended: the caller's own
