@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -47,6 +49,8 @@ func parseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //	    revocation_sync <duration>
 //	    sweep_interval <duration>
 //	    avatar_base <url>
+//	    rate_limit <requests> <window> | off
+//	    platform_concurrency <n>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -126,11 +130,51 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("token_cache_size %q: want a size such as 64MiB", s)
 			}
 			h.TokenCacheBytes = int64(size)
+		case "rate_limit":
+			rl, err := unmarshalRateLimit(d)
+			if err != nil {
+				return err
+			}
+			h.RateLimit = rl
+		case "platform_concurrency":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return d.Errf("platform_concurrency %q: want a positive number of calls, such as 16", s)
+			}
+			h.PlatformConcurrency = n
 		default:
 			return d.Errf("unrecognized wxauth option %q", opt)
 		}
 	}
 	return nil
+}
+
+// unmarshalRateLimit reads `rate_limit <requests> <window>` or
+// `rate_limit off`.
+func unmarshalRateLimit(d *caddyfile.Dispenser) (*RateLimit, error) {
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		return &RateLimit{Off: true}, nil
+	}
+	if len(args) != 2 {
+		return nil, d.Err("rate_limit takes a number of requests and a window, such as rate_limit 60 1m, or off")
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < 1 {
+		return nil, d.Errf("rate_limit %q: want a positive number of requests, such as 60", args[0])
+	}
+	window, err := caddy.ParseDuration(args[1])
+	if err != nil || window <= 0 {
+		return nil, d.Errf("rate_limit window %q: want a duration such as 1m", args[1])
+	}
+	if d.NextBlock(d.Nesting()) {
+		return nil, d.Err("rate_limit takes no block")
+	}
+	return &RateLimit{Requests: n, Window: caddy.Duration(window)}, nil
 }
 
 func unmarshalApp(d *caddyfile.Dispenser) (AppConfig, error) {

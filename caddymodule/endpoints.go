@@ -27,6 +27,9 @@ const maxJSONBody = 64 << 10
 const maxCodeLength = 256
 
 func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, endpoint string) {
+	if limitedEndpoint(endpoint) && !h.allow(w, r, endpoint) {
+		return
+	}
 	switch endpoint {
 	case "login":
 		h.serveLogin(w, r)
@@ -138,7 +141,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		// Checked before the code is spent, so a malformed request can be
 		// fixed and sent again with the same code.
 		if err := enc.Validate(); err != nil {
-			h.writeFailure(w, "login", app, err)
+			h.countLogin(app.AppID, h.writeFailure(w, "login", app, "", err))
 			return
 		}
 		prepare = func(ctx context.Context, user *session.User) (*session.User, error) {
@@ -148,14 +151,25 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 
 	res, err := h.logins.LoginWith(r.Context(), app, req.Code, prepare)
 	if err != nil {
-		h.writeFailure(w, "login", app, err)
+		// The platform's limit is per user, whom we cannot know before the
+		// exchange: the client's address backs off instead.
+		h.backOffAfter(clientKey(r), err)
+		h.countLogin(app.AppID, h.writeFailure(w, "login", app, "", err))
 		return
 	}
 	h.logger.Info("login",
 		zap.String("appid", app.AppID),
 		zap.String("openid", res.User.OpenID),
 		zap.String("result", "ok"))
+	h.countLogin(app.AppID, "ok")
 	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
+}
+
+// countLogin counts one login attempt that named a configured app.
+// Requests refused before that (a malformed body, an unknown appid) are
+// not logins, and a client-chosen appid is never a label.
+func (h *Handler) countLogin(appid, result string) {
+	h.metrics.Logins.WithLabelValues(appid, result).Inc()
 }
 
 type refreshRequest struct {
@@ -177,13 +191,14 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, login.ErrRevoked) {
 			h.logger.Warn("refresh refused: the session is revoked (logged out, or a spent refresh token was presented again and the session was ended)")
 		}
-		h.writeSessionError(w, "refresh", err)
+		h.metrics.Refreshes.WithLabelValues(h.writeSessionError(w, "refresh", err)).Inc()
 		return
 	}
 	h.logger.Info("refresh",
 		zap.String("appid", res.Session.AppID),
 		zap.String("openid", res.Session.OpenID),
 		zap.String("result", "ok"))
+	h.metrics.Refreshes.WithLabelValues("ok").Inc()
 	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
 }
 
@@ -195,12 +210,17 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	v, e := h.requireToken(r)
 	if e != nil {
 		h.clearSessionCookies(w, r) // a browser's dead session goes too
+		h.logger.Info("logout", zap.String("result", e.Code))
 		writeError(w, e)
 		return
 	}
 	h.clearSessionCookies(w, r)
 	if err := h.logins.Logout(r.Context(), v.id.SessionID); err != nil {
-		h.writeSessionError(w, "logout", err)
+		result := h.writeSessionError(w, "logout", err)
+		h.logger.Info("logout",
+			zap.String("appid", v.id.AppID),
+			zap.String("openid", v.id.OpenID),
+			zap.String("result", result))
 		return
 	}
 	h.logger.Info("logout",
@@ -211,21 +231,25 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// writeSessionError answers the errors of refresh and logout.
-func (h *Handler) writeSessionError(w http.ResponseWriter, op string, err error) {
+// writeSessionError answers the errors of refresh and logout, and returns
+// the answer's error code.
+func (h *Handler) writeSessionError(w http.ResponseWriter, op string, err error) string {
+	var e *apiError
 	switch {
 	case errors.Is(err, login.ErrRevoked):
-		writeError(w, errTokenRevoked())
+		e = errTokenRevoked()
 	case errors.Is(err, login.ErrRefreshExpired):
-		writeError(w, errRefreshExpired())
+		e = errRefreshExpired()
 	case errors.Is(err, login.ErrRefreshInvalid) && op == "logout":
-		writeError(w, errTokenInvalid()) // the session is gone from storage
+		e = errTokenInvalid() // the session is gone from storage
 	case errors.Is(err, login.ErrRefreshInvalid):
-		writeError(w, errRefreshInvalid())
+		e = errRefreshInvalid()
 	default:
 		h.logger.Error(op+" failed", zap.Error(err))
-		writeError(w, errInternal())
+		e = errInternal()
 	}
+	writeError(w, e)
+	return e.Code
 }
 
 // appFor picks the app a request names, or the only one configured.

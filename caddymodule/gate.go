@@ -48,11 +48,13 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	v, e := h.authenticate(r)
 	if e == errNoCredentials {
 		if h.Optional {
+			h.metrics.GateAnonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
 		e = errLoginRequired()
 	}
 	if e != nil {
+		h.metrics.GateDecisions.WithLabelValues(e.Code).Inc()
 		// A token that was sent but does not verify is refused even in
 		// optional mode: the client must learn to refresh or log in again
 		// rather than silently become anonymous. A browser loading a page
@@ -65,6 +67,7 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 
 	// The token proves identity to us; the upstream gets the identity, not
 	// the credential.
+	h.metrics.GateAllowed.Inc()
 	r.Header.Del("Authorization")
 	if v.fromCookie {
 		removeCookie(r, tokenCookie)
@@ -118,8 +121,10 @@ func (h *Handler) authenticate(r *http.Request) (*verified, *apiError) {
 func (h *Handler) verify(raw string) (*verified, error) {
 	now := time.Now()
 	if v, ok := h.state.cache.Get(raw, now); ok {
+		h.metrics.CacheHits.Inc()
 		return v, nil
 	}
+	h.metrics.CacheMisses.Inc()
 	id, expires, err := h.codec.Verify(raw, now)
 	if err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
 	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
+	"github.com/wxauth/caddy-wxauth/caddymodule/metrics"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
@@ -97,6 +98,7 @@ func newBenchHandler(b *testing.B, codec *token.Codec, cacheBytes int64) *Handle
 		codec:     codec,
 		logger:    zap.NewNop(),
 		accessTTL: DefaultAccessTTL,
+		metrics:   metrics.Get(),
 	}
 	st, err := newSharedState(stateSettings{
 		storageID:      "bench",
@@ -104,7 +106,7 @@ func newBenchHandler(b *testing.B, codec *token.Codec, cacheBytes int64) *Handle
 		cacheBytes:     cacheBytes,
 		revocationSync: DefaultRevocationSync,
 		sweepInterval:  DefaultSweepInterval,
-	}, session.NewStore(&certmagic.FileStorage{Path: b.TempDir()}), zap.NewNop())
+	}, session.NewStore(&certmagic.FileStorage{Path: b.TempDir()}), zap.NewNop(), metrics.Get())
 	if err != nil {
 		b.Fatal(err)
 	}

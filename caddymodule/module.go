@@ -19,9 +19,11 @@ import (
 	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
 	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
 	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/caddymodule/metrics"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/caddymodule/profile"
+	"github.com/wxauth/caddy-wxauth/caddymodule/ratelimit"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 	"github.com/wxauth/caddy-wxauth/caddymodule/token"
 )
@@ -32,13 +34,20 @@ func init() {
 
 // Defaults, as the contract states them.
 const (
-	DefaultEndpoints       = "/wx"
-	DefaultAccessTTL       = 2 * time.Hour
-	DefaultRefreshTTL      = 720 * time.Hour
-	DefaultRevocationSync  = 5 * time.Second
-	DefaultSweepInterval   = time.Hour
-	minSigningKeyLength    = 32
-	defaultTokenCacheBytes = token.DefaultCacheMaxCost
+	DefaultEndpoints      = "/wx"
+	DefaultAccessTTL      = 2 * time.Hour
+	DefaultRefreshTTL     = 720 * time.Hour
+	DefaultRevocationSync = 5 * time.Second
+	DefaultSweepInterval  = time.Hour
+	// DefaultRateLimit per client IP on the endpoints that log in or reach
+	// the platform: enough for a person and a few neighbours behind one
+	// carrier NAT, far below what the platform's own limits allow a flood.
+	DefaultRateLimitRequests = 60
+	DefaultRateLimitWindow   = time.Minute
+	// DefaultPlatformConcurrency is the calls in flight per app and node.
+	DefaultPlatformConcurrency = 16
+	minSigningKeyLength        = 32
+	defaultTokenCacheBytes     = token.DefaultCacheMaxCost
 )
 
 // Handler is the wxauth gateway: it serves the login endpoints under its
@@ -99,6 +108,15 @@ type Handler struct {
 	// and host the upload came to, followed by <endpoints>/avatar/.
 	AvatarBase string `json:"avatar_base,omitempty"`
 
+	// RateLimit limits each client IP (Caddy's client IP, so
+	// trusted_proxies is honoured) on the login, refresh, profile, phone
+	// and web login endpoints. Default 60 requests a minute.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+
+	// PlatformConcurrency bounds the calls in flight to the platform per
+	// app on this node. Default 16.
+	PlatformConcurrency int `json:"platform_concurrency,omitempty"`
+
 	apps           map[string]platform.App // by appid, secrets resolved
 	onlyApp        *platform.App           // set when exactly one mini program is configured
 	webApps        []platform.App          // the web apps, in config order
@@ -118,6 +136,18 @@ type Handler struct {
 	stateKey       string
 	platform       *platform.Service // shared by every handler on this node with the same client settings
 	platformKey    string
+	limiter        *ratelimit.Limiter // nil with rate_limit off
+	limiterKey     string
+	metrics        *metrics.Metrics
+}
+
+// RateLimit is the per-client-IP limit: Requests per Window, in bursts of
+// up to Requests. Off turns it off (and with it the backoff after the
+// platform's errcode 45011).
+type RateLimit struct {
+	Requests int            `json:"requests,omitempty"`
+	Window   caddy.Duration `json:"window,omitempty"`
+	Off      bool           `json:"off,omitempty"`
 }
 
 // AppConfig is one mini program or web app.
@@ -221,20 +251,50 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	h.metrics = metrics.Get()
+	if err := h.metrics.Register(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wxauth: registering metrics: %v", err)
+	}
+
 	cacheBytes := h.TokenCacheBytes
 	if cacheBytes == 0 {
 		cacheBytes = defaultTokenCacheBytes
 	}
-	client := &platform.Client{Timeout: time.Duration(h.PlatformTimeout)}
 	if h.Sandbox {
-		client.HTTP = &http.Client{Transport: sandbox.Transport()}
 		h.logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production")
 	}
-	h.platformKey = platformServiceKey(h.Sandbox, client.Timeout)
+	// One client per node and settings, shared through the pool: the bound
+	// on concurrent calls per app holds for every handler and reload.
+	concurrency := h.PlatformConcurrency
+	if concurrency == 0 {
+		concurrency = DefaultPlatformConcurrency
+	}
+	h.platformKey = platformServiceKey(h.Sandbox, time.Duration(h.PlatformTimeout), concurrency)
 	ps, _, _ := platformServices.LoadOrNew(h.platformKey, func() (caddy.Destructor, error) {
+		m := h.metrics // not h: the client outlives this handler
+		client := &platform.Client{
+			Timeout:             time.Duration(h.PlatformTimeout),
+			MaxConcurrentPerApp: concurrency,
+			Observe: func(x platform.Exchange) {
+				m.PlatformExchange(x.API, x.Outcome, x.Duration)
+			},
+		}
+		if h.Sandbox {
+			client.HTTP = &http.Client{Transport: sandbox.Transport()}
+		}
 		return platformService{&platform.Service{Client: client}}, nil
 	})
 	h.platform = ps.(platformService).Service
+	client := h.platform.Client
+
+	if h.RateLimit == nil || !h.RateLimit.Off {
+		requests, window := h.rateLimit()
+		h.limiterKey = limiterKey(requests, window)
+		l, _, _ := limiters.LoadOrNew(h.limiterKey, func() (caddy.Destructor, error) {
+			return newLimiter(requests, window), nil
+		})
+		h.limiter = l.(*limiter).Limiter
+	}
 
 	settings := stateSettings{
 		storageID:      storageID(ctx.Storage()),
@@ -246,7 +306,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.stateKey = settings.key()
 	st, loaded, err := states.LoadOrNew(h.stateKey, func() (caddy.Destructor, error) {
-		return newSharedState(settings, h.store, h.logger)
+		return newSharedState(settings, h.store, h.logger, h.metrics)
 	})
 	if err != nil {
 		return fmt.Errorf("wxauth: %v", err)
@@ -398,7 +458,25 @@ func (h *Handler) checkConfig() error {
 	if h.TokenCacheBytes < 0 {
 		return errors.New("wxauth: token_cache_bytes must be positive")
 	}
+	if rl := h.RateLimit; rl != nil && !rl.Off && (rl.Requests < 0 || rl.Window < 0) {
+		return errors.New("wxauth: rate_limit: requests and window must be positive (e.g. rate_limit 60 1m), or rate_limit off")
+	}
+	if h.PlatformConcurrency < 0 {
+		return errors.New("wxauth: platform_concurrency must be positive")
+	}
 	return nil
+}
+
+// rateLimit is the configured limit with its defaults.
+func (h *Handler) rateLimit() (requests int, window time.Duration) {
+	requests, window = DefaultRateLimitRequests, DefaultRateLimitWindow
+	if h.RateLimit != nil {
+		if h.RateLimit.Requests > 0 {
+			requests = h.RateLimit.Requests
+		}
+		window = durationOr(h.RateLimit.Window, window)
+	}
+	return requests, window
 }
 
 func checkBaseURL(name, raw string) error {
@@ -425,6 +503,9 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	if h.platform != nil {
 		_, _ = platformServices.Delete(h.platformKey)
+	}
+	if h.limiter != nil {
+		_, _ = limiters.Delete(h.limiterKey)
 	}
 	if h.state != nil {
 		_, err := states.Delete(h.stateKey)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
@@ -54,7 +55,7 @@ func (h *Handler) bearerRequest(w http.ResponseWriter, r *http.Request, method s
 func (h *Handler) reissue(w http.ResponseWriter, op, done string, app platform.App, v *verified, user *session.User) (access string, expiresIn int64, ok bool) {
 	access, expires, err := h.logins.Reissue(v.id, user, v.expires)
 	if err != nil {
-		h.writeFailure(w, op, app, err)
+		h.writeFailure(w, op, app, v.id.OpenID, err)
 		return "", 0, false
 	}
 	// What changed is not logged: a phone number never is.
@@ -124,7 +125,7 @@ type profileAnswer struct {
 
 func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
 	v, ok := h.bearerRequest(w, r, http.MethodPost)
-	if !ok {
+	if !ok || h.backedOff(w, "profile", userKey(v.id.AppID, v.id.OpenID)) {
 		return
 	}
 	app, _ := h.app(v.id.AppID) // authenticate checked that it is configured
@@ -163,7 +164,8 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		h.writeFailure(w, "profile", app, err)
+		h.backOffAfter(userKey(app.AppID, v.id.OpenID), err)
+		h.writeFailure(w, "profile", app, v.id.OpenID, err)
 		return
 	}
 
@@ -245,56 +247,66 @@ func (h *Handler) checksContent(appid string) bool {
 	return !h.noContentCheck[appid]
 }
 
-// writeFailure answers the errors of login, profile and phone: the
-// platform's refusals, the client's mistakes, and storage failures.
-func (h *Handler) writeFailure(w http.ResponseWriter, op string, app platform.App, err error) {
+// writeFailure answers the errors of login, profile and phone (the
+// platform's refusals, the client's mistakes, storage failures) and logs
+// the one line of the failed operation: info for the client's mistakes,
+// warn with the errcode for the platform's refusals, error for ours.
+// openid is "" when not known yet (a login). It returns the answer's error
+// code, for the metrics.
+func (h *Handler) writeFailure(w http.ResponseWriter, op string, app platform.App, openid string, err error) (result string) {
 	var (
 		input    *profile.InputError
 		rejected *profile.RejectedError
+		e        *apiError
+		level    = zapcore.InfoLevel
+		fields   []zap.Field
 	)
-	switch {
+	switch pe := platform.AsError(err); {
 	case errors.As(err, &input):
-		writeError(w, errInvalidRequest(input.Message))
+		e = errInvalidRequest(input.Message)
 	case errors.As(err, &rejected):
-		h.logger.Info(op+" refused by the content check",
-			zap.String("appid", app.AppID),
-			zap.String("field", rejected.Field),
-			zap.Int("label", rejected.Label))
-		writeError(w, errContentRejected(rejected.Field))
+		e = errContentRejected(rejected.Field)
+		fields = append(fields, zap.String("field", rejected.Field), zap.Int("label", rejected.Label))
 	case errors.Is(err, profile.ErrNotImage):
-		writeError(w, errNotImage())
+		e = errNotImage()
 	case errors.Is(err, profile.ErrTooLarge):
-		writeError(w, errBodyTooLarge(avatar.MaxSize))
+		e = errBodyTooLarge(avatar.MaxSize)
 	case errors.Is(err, profile.ErrNoSessionKey):
-		writeError(w, errDecryptFailed("the server holds no session key for this user"))
+		e = errDecryptFailed("the server holds no session key for this user")
 	case errors.Is(err, userdata.ErrMalformed):
 		// Still decrypt_failed, as the contract has it; the message says
 		// what is malformed, since logging in again will not fix that.
-		writeError(w, &apiError{Status: http.StatusBadRequest, Code: "decrypt_failed",
-			Message: err.Error() + "; send encrypted_data and iv exactly as wx.getUserInfo returned them"})
+		e = &apiError{Status: http.StatusBadRequest, Code: "decrypt_failed",
+			Message: err.Error() + "; send encrypted_data and iv exactly as wx.getUserInfo returned them"}
 	case errors.Is(err, userdata.ErrDecrypt), errors.Is(err, userdata.ErrWatermark), errors.Is(err, userdata.ErrSignature):
-		writeError(w, errDecryptFailed("the encrypted user data does not decrypt or verify with this user's session key"))
+		e = errDecryptFailed("the encrypted user data does not decrypt or verify with this user's session key")
+	case pe != nil:
+		e = platformError(pe)
+		level = zapcore.WarnLevel
+		fields = append(fields, zap.String("api", pe.API), zap.Int("errcode", pe.Errcode), zap.String("detail", pe.Message))
+		if pe.Errmsg != "" {
+			fields = append(fields, zap.String("errmsg", pe.Errmsg)) // the platform's request id is in it
+		}
+	case errors.Is(err, context.Canceled):
+		// The client hung up while waiting (a retried post of a code
+		// whose first exchange was still going): not a server fault.
+		e = errInternal()
+		level = zapcore.DebugLevel
+		fields = append(fields, zap.String("detail", "abandoned by the client"))
 	default:
-		if pe := platform.AsError(err); pe != nil {
-			h.logger.Warn(op+" refused by the platform",
-				zap.String("appid", app.AppID),
-				zap.String("api", pe.API),
-				zap.String("result", string(pe.Code)),
-				zap.Int("errcode", pe.Errcode),
-				zap.String("detail", pe.Message))
-			writeError(w, platformError(pe))
-			return
-		}
-		if errors.Is(err, context.Canceled) {
-			// The client hung up while waiting (a retried post of a code
-			// whose first exchange was still going): not a server fault.
-			h.logger.Debug(op+" abandoned by the client", zap.String("appid", app.AppID))
-			writeError(w, errInternal())
-			return
-		}
-		h.logger.Error(op+" failed", zap.String("appid", app.AppID), zap.Error(err))
-		writeError(w, errInternal())
+		e = errInternal()
+		level = zapcore.ErrorLevel
+		fields = append(fields, zap.Error(err))
 	}
+	if ce := h.logger.Check(level, op); ce != nil {
+		base := []zap.Field{zap.String("appid", app.AppID)}
+		if openid != "" {
+			base = append(base, zap.String("openid", openid))
+		}
+		ce.Write(append(append(base, zap.String("result", e.Code)), fields...)...)
+	}
+	writeError(w, e)
+	return e.Code
 }
 
 // serveAvatar serves an uploaded avatar. Its id is its content's hash, so
@@ -340,7 +352,7 @@ type phoneAnswer struct {
 
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {
 	v, ok := h.bearerRequest(w, r, http.MethodPost)
-	if !ok {
+	if !ok || h.backedOff(w, "phone", userKey(v.id.AppID, v.id.OpenID)) {
 		return
 	}
 	var req phoneRequest
@@ -363,7 +375,8 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := h.profiles.Phone(r.Context(), app, v.id.OpenID, req.Code)
 	if err != nil {
-		h.writeFailure(w, "phone", app, err)
+		h.backOffAfter(userKey(app.AppID, v.id.OpenID), err)
+		h.writeFailure(w, "phone", app, v.id.OpenID, err)
 		return
 	}
 	access, expiresIn, ok := h.reissue(w, "phone", "phone number stored", app, v, user)

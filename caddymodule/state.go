@@ -10,7 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/caddymodule/metrics"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/ratelimit"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 	"github.com/wxauth/caddy-wxauth/caddymodule/token"
 )
@@ -61,7 +63,7 @@ func storageID(s any) string {
 // newSharedState builds the state and starts its background work: the
 // revocation sync (so every node learns of logouts within revocationSync)
 // and the storage sweep.
-func newSharedState(settings stateSettings, store *session.Store, logger *zap.Logger) (*sharedState, error) {
+func newSharedState(settings stateSettings, store *session.Store, logger *zap.Logger, m *metrics.Metrics) (*sharedState, error) {
 	cache, err := token.NewCache[*verified](settings.cacheBytes)
 	if err != nil {
 		return nil, fmt.Errorf("creating the token cache: %v", err)
@@ -90,7 +92,7 @@ func newSharedState(settings stateSettings, store *session.Store, logger *zap.Lo
 	}()
 	go func() {
 		defer st.wg.Done()
-		sweepLoop(ctx, store, settings.sweepInterval, logger)
+		sweepLoop(ctx, store, settings.sweepInterval, logger, m)
 	}()
 	return st, nil
 }
@@ -106,7 +108,7 @@ func (st *sharedState) Destruct() error {
 
 // sweepLoop removes expired records from storage every interval. Every node
 // runs it; Store.Sweep's lock makes one of them do the work.
-func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration, logger *zap.Logger) {
+func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration, logger *zap.Logger, m *metrics.Metrics) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -121,6 +123,7 @@ func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration
 			case err != nil && ctx.Err() == nil:
 				logger.Warn("storage sweep incomplete; the rest is swept next time", zap.Error(err))
 			case err == nil && !stats.Skipped:
+				m.SweptSessions(stats.Kept)
 				logger.Debug("storage sweep",
 					zap.Int("sessions_removed", stats.Sessions),
 					zap.Int("sessions_kept", stats.Kept),
@@ -139,8 +142,8 @@ var platformServices = caddy.NewUsagePool()
 
 // platformServiceKey names the client settings a Service depends on. The
 // Service itself keys its tokens by app and secret.
-func platformServiceKey(sandboxed bool, timeout time.Duration) string {
-	return fmt.Sprintf("wxauth-platform|%t|%s", sandboxed, timeout)
+func platformServiceKey(sandboxed bool, timeout time.Duration, concurrency int) string {
+	return fmt.Sprintf("wxauth-platform|%t|%s|%d", sandboxed, timeout, concurrency)
 }
 
 // platformService is a platform.Service in a UsagePool. It has no
@@ -149,7 +152,50 @@ type platformService struct{ *platform.Service }
 
 func (platformService) Destruct() error { return nil }
 
+// limiters holds the per-client-IP limiters, one per setting, so that a
+// reload keeps every client's count and every backoff: a reload must not
+// hand an attacker a fresh allowance.
+var limiters = caddy.NewUsagePool()
+
+func limiterKey(requests int, window time.Duration) string {
+	return fmt.Sprintf("wxauth-limit|%d|%s", requests, window)
+}
+
+// limiter is a ratelimit.Limiter in a UsagePool, with the loop that
+// forgets idle clients.
+type limiter struct {
+	*ratelimit.Limiter
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func newLimiter(requests int, window time.Duration) *limiter {
+	ctx, stop := context.WithCancel(context.Background())
+	l := &limiter{Limiter: ratelimit.New(requests, window, 0), stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(window)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				l.Sweep(now)
+			}
+		}
+	}()
+	return l
+}
+
+func (l *limiter) Destruct() error {
+	l.stop()
+	<-l.done
+	return nil
+}
+
 var (
 	_ caddy.Destructor = (*sharedState)(nil)
 	_ caddy.Destructor = platformService{}
+	_ caddy.Destructor = (*limiter)(nil)
 )

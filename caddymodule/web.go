@@ -156,9 +156,11 @@ func (h *Handler) serveWebCallback(w http.ResponseWriter, r *http.Request) {
 
 	res, err := h.webLogin(r, app, code)
 	if err != nil {
-		h.writeFailure(w, "web login", app, err)
+		h.backOffAfter(clientKey(r), err)
+		h.countLogin(app.AppID, h.writeFailure(w, "login", app, "", err))
 		return
 	}
+	h.countLogin(app.AppID, "ok")
 	h.logger.Info("login",
 		zap.String("appid", app.AppID),
 		zap.String("openid", res.User.OpenID),

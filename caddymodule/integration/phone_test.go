@@ -47,6 +47,7 @@ http://127.0.0.1:%d {
 		api_base {api_base}
 		platform_timeout 1s
 		forward_phone
+		rate_limit off
 	}
 	reverse_proxy {upstream}
 }
