@@ -53,6 +53,9 @@ type gatewayConfig struct {
 	Block string
 	// Extra site directives after wxauth, before reverse_proxy.
 	Extra string
+	// Global is added to the global options block (e.g. a servers block
+	// with trusted_proxies).
+	Global string
 	// DataDir reuses a storage folder (for restart tests); "" makes one.
 	DataDir string
 	// AfterSite is appended to the Caddyfile as is, after the site, for
@@ -130,6 +133,7 @@ func (g *gateway) load(cfg gatewayConfig) {
 		output file %s
 		level DEBUG
 	}
+%s
 }
 
 %s {
@@ -140,7 +144,7 @@ func (g *gateway) load(cfg gatewayConfig) {
 	reverse_proxy %s
 }
 %s
-`, g.DataDir, g.LogPath, g.URL, block, cfg.Extra, upstream, after)
+`, g.DataDir, g.LogPath, cfg.Global, g.URL, block, cfg.Extra, upstream, after)
 
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")

@@ -31,8 +31,8 @@
 //     (TextChecks, ImageChecks).
 //   - Phone codes are single-use per app (a second use gets 40029) and
 //     scripted: "numeric" answers countryCode as the JSON number 86, "intl"
-//     a US number (IntlPhoneNumber), "invalid" and "used" 40029, "busy" -1;
-//     any other code the sandbox's fixed number.
+//     a US number (IntlPhoneNumber), "invalid" and "used" 40029, "busy" -1,
+//     "limited" 45011; any other code the sandbox's fixed number.
 //
 // Web logins (wechat-web, wechat-qr) behave like the real ones too:
 //
@@ -683,6 +683,9 @@ func (s *Server) phoneNumber(w http.ResponseWriter, appid string, body []byte) {
 		return
 	case sandbox.CodeBusy:
 		writeFailure(w, -1, "system error")
+		return
+	case sandbox.CodeLimited:
+		writeFailure(w, 45011, "api minute-quota reach limit, mustslower retry next minute")
 		return
 	}
 
