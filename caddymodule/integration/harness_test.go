@@ -56,6 +56,8 @@ type gatewayConfig struct {
 	// Global is added to the global options block (e.g. a servers block
 	// with trusted_proxies).
 	Global string
+	// Storage is the storage module, on DataDir; default file_system.
+	Storage string
 	// DataDir reuses a storage folder (for restart tests); "" makes one.
 	DataDir string
 	// AfterSite is appended to the Caddyfile as is, after the site, for
@@ -123,12 +125,16 @@ func (g *gateway) load(cfg gatewayConfig) {
 		block += "\t\trate_limit off\n"
 	}
 	block = strings.ReplaceAll(block, "{api_base}", g.Platform.URL)
+	storage := cfg.Storage
+	if storage == "" {
+		storage = "file_system"
+	}
 	upstream := strings.TrimPrefix(g.Upstream.URL, "http://")
 	after := strings.NewReplacer("{api_base}", g.Platform.URL, "{upstream}", upstream).Replace(cfg.AfterSite)
 	caddyfile := fmt.Sprintf(`{
 	admin localhost:2999
 	persist_config off
-	storage file_system %s
+	storage %s %s
 	log {
 		output file %s
 		level DEBUG
@@ -144,7 +150,7 @@ func (g *gateway) load(cfg gatewayConfig) {
 	reverse_proxy %s
 }
 %s
-`, g.DataDir, g.LogPath, cfg.Global, g.URL, block, cfg.Extra, upstream, after)
+`, storage, g.DataDir, g.LogPath, cfg.Global, g.URL, block, cfg.Extra, upstream, after)
 
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")

@@ -12,7 +12,7 @@ import (
 // TestNoSecretInLogsOrAnswers drives every endpoint and failure at debug
 // level, then looks for every secret in the log and in every answer.
 func TestNoSecretInLogsOrAnswers(t *testing.T) {
-	g := startGateway(t, gatewayConfig{Block: defaultBlock + hs256Line})
+	g := startGateway(t, gatewayConfig{Block: webApps + hs256Line})
 
 	var answers []string
 	keep := func(r *response) { answers = append(answers, string(r.Body)+headerText(r.Header)) }
@@ -47,6 +47,37 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		t.Fatal("no access_token was fetched; the test proves nothing")
 	}
 
+	// Refresh, avatars, logout and the endpoints that do not exist.
+	// (Answers that issue tokens are not kept: they carry their own.)
+	r2 := g.refresh(s.RefreshToken).Session(t, "refresh")
+	keep(g.refresh(s.RefreshToken)) // spent: reuse ends the session
+	keep(g.refresh("garbage.garbage"))
+	for _, u := range g.storedAvatars() {
+		keep(g.do(http.MethodGet, "/wx/avatar/"+u, nil))
+	}
+	keep(g.do(http.MethodGet, "/wx/avatar/0000", nil))
+	keep(g.do(http.MethodGet, "/wx/nothing", nil))
+	s3 := g.login("kim3")
+	keep(g.do(http.MethodPost, "/wx/logout", nil, bearer(s3.AccessToken)...))
+	keep(g.do(http.MethodPost, "/wx/logout", nil, bearer(s3.AccessToken)...))
+
+	// The web login, its cookie at the gate, a forged state and a logout.
+	flow := g.webLogin("/wx/web/login?appid=" + webAppID + "&next=/orders")
+	cookie := flow.sessionCookie(t)
+	keep(g.do(http.MethodGet, "/orders", nil, "Cookie", cookie.Name+"="+cookie.Value))
+	keep(g.do(http.MethodGet, flow.callback, nil, "Cookie", flow.state.Name+"="+flow.state.Value)) // state spent
+	keep(g.do(http.MethodGet, "/wx/web/callback?code=x&state=forged", nil, "Cookie", "wxauth_state=forged"))
+	keep(g.do(http.MethodGet, "/orders", nil, "Accept", "text/html"))
+	keep(g.do(http.MethodPost, "/wx/logout", nil, "Cookie", cookie.Name+"="+cookie.Value))
+	webCookies := []string{cookie.Value, flow.state.Value}
+	if c := cookies(flow.final)["wxauth_refresh"]; c != nil {
+		webCookies = append(webCookies, c.Value)
+	}
+	webTokens := g.Platform.WebTokens()
+	if len(webTokens) == 0 {
+		t.Fatal("the web login fetched no platform token; the test proves nothing")
+	}
+
 	g.Platform.AddApp(testAppID, "another-secret") // now the secret is wrong
 	keep(g.postJSON("/wx/login", map[string]string{"code": "lee"}))
 
@@ -77,12 +108,23 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 	for i, tok := range platformTokens {
 		secrets["platform access_token "+string(rune('a'+i))] = tok
 	}
+	for i, tok := range webTokens {
+		secrets["web platform token "+string(rune('a'+i))] = tok
+	}
+	for i, c := range webCookies {
+		secrets["web cookie (token, state) "+string(rune('a'+i))] = c
+	}
+	for what, tok := range map[string]string{"refreshed access token": r2.AccessToken, "refreshed refresh token": r2.RefreshToken,
+		"logged-out access token": s3.AccessToken, "logged-out refresh token": s3.RefreshToken} {
+		secrets[what] = tok
+	}
 
 	logs := g.Logs()
 	if !strings.Contains(logs, `"level":"debug"`) && !strings.Contains(logs, `"level":"info"`) {
 		t.Fatalf("the log captured nothing useful:\n%s", logs)
 	}
-	for _, msg := range []string{`"msg":"login"`, `"msg":"profile updated"`, `"msg":"phone number stored"`} {
+	for _, msg := range []string{`"msg":"login"`, `"msg":"profile updated"`, `"msg":"phone number stored"`,
+		`"msg":"refresh"`, `"msg":"logout"`, `"source":"wechat-web"`} {
 		if !strings.Contains(logs, msg) {
 			t.Errorf("no %s line in the log", msg)
 		}

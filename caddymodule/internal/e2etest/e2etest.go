@@ -9,20 +9,47 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago, and that
+// no other test process on this machine is given until this test ends.
+//
+// The claim matters because Caddy listens with SO_REUSEPORT: two test
+// processes (go test runs packages in parallel) that were handed the same
+// port would both bind it, and the kernel would share one site's requests
+// between two unrelated Caddies. A claim is a file in the temp dir,
+// created exclusively and removed at cleanup; a claim left by a crashed
+// run only makes that port unavailable.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	dir := filepath.Join(os.TempDir(), "caddy-wxauth-test-ports")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		claim := filepath.Join(dir, strconv.Itoa(port))
+		f, err := os.OpenFile(claim, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			continue // another process holds it
+		}
+		f.Close()
+		t.Cleanup(func() { os.Remove(claim) })
+		return port
+	}
+	t.Fatal("no free port that another test process has not claimed")
+	return 0
 }
 
 // Upstream is the protected app: it answers 200 with the path and the
