@@ -106,6 +106,46 @@ func TestForgedHeadersAreStripped(t *testing.T) {
 	}
 }
 
+// Caddy drops every request header with an underscore before any handler
+// runs, unless the operator allowlists it (expected_underscore_headers), so
+// the underscore spellings in TestForgedHeadersAreStripped never reach
+// wxauth. Here they do, and wxauth's own rule ("_" counted as "-") must
+// strip them: CGI, PHP and nginx with underscores_in_headers read
+// X_WX_OPENID as X-WX-OPENID.
+func TestForgedUnderscoreHeadersStrippedWhenCaddyKeepsThem(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Global: "\tservers {\n\t\texpected_underscore_headers x_wx_* x-wx_* x_probe\n\t}"})
+	s := g.login("underscore")
+	for _, mode := range []string{"authenticated", "anonymous"} {
+		lines := []string{"X_WX_OPENID: forged-1", "x_wx_unionid: forged-2", "X-Wx_Phone: forged-3", "x_wx_nickname: forged-4", "X_PROBE: kept"}
+		want := http.StatusOK
+		if mode == "authenticated" {
+			lines = append(lines, "Authorization: Bearer "+s.AccessToken)
+		} else {
+			want = http.StatusUnauthorized
+		}
+		before := g.Upstream.Hits()
+		if status, body := sendRaw(t, g, "/underscore", lines); status != want {
+			t.Fatalf("%s: status %d %s", mode, status, body)
+		}
+		if mode == "anonymous" {
+			if g.Upstream.Hits() != before {
+				t.Error("an anonymous request reached the upstream")
+			}
+			continue
+		}
+		h := g.Upstream.LastHeaders()
+		// The control: this config does let underscore headers through
+		// Caddy, so what is missing below was removed by wxauth.
+		if h.Get("X_probe") != "kept" {
+			t.Fatalf("Caddy dropped the allowlisted X_PROBE header; the test proves nothing: %v", h)
+		}
+		assertNoForgery(t, h)
+		if got := h.Values("X-Wx-Openid"); len(got) != 1 || got[0] != s.OpenID {
+			t.Errorf("X-WX-OPENID = %q, want exactly the verified one", got)
+		}
+	}
+}
+
 func identityHeaders(h http.Header) []string {
 	var out []string
 	for name := range h {

@@ -59,6 +59,9 @@ type gatewayConfig struct {
 	// tests that need a second site on the same storage. "{api_base}" and
 	// "{upstream}" (host:port) are replaced.
 	AfterSite string
+	// Global is added to the global options block, for tests of how wxauth
+	// behaves under Caddy's own server options.
+	Global string
 }
 
 // The secret and signing key are given as {env.*} placeholders, as the
@@ -124,6 +127,7 @@ func (g *gateway) load(cfg gatewayConfig) {
 		output file %s
 		level DEBUG
 	}
+%s
 }
 
 %s {
@@ -134,7 +138,7 @@ func (g *gateway) load(cfg gatewayConfig) {
 	reverse_proxy %s
 }
 %s
-`, g.DataDir, g.LogPath, g.URL, block, cfg.Extra, upstream, after)
+`, g.DataDir, g.LogPath, cfg.Global, g.URL, block, cfg.Extra, upstream, after)
 
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")
