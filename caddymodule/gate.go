@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -42,8 +43,9 @@ func (h *Handler) endpoint(path string) (string, bool) {
 // verified identity headers, anonymously (optional mode), or not at all.
 func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// First, whatever happens next: the upstream must never see an identity
-	// header the client wrote.
+	// header the client wrote, in the headers or in the trailers.
 	identity.Strip(r.Header)
+	stripTrailers(r)
 
 	v, e := h.authenticate(r)
 	if e == errNoCredentials {
@@ -76,6 +78,43 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	v.placeholders.set(repl)
 	return next.ServeHTTP(w, r)
+}
+
+// stripTrailers keeps identity headers out of the request's trailers,
+// which Caddy's reverse_proxy forwards to the upstream. net/http fills the
+// trailers in only when the body has been read to its end, after the gate
+// has run, so the body strips them at that moment; the names a client
+// announced in its Trailer header go now, so that they are not announced
+// upstream either.
+//
+// Only a request that announced trailers has a Trailer map here. net/http
+// writes unannounced trailers into a map of its own, on its own copy of the
+// request, which Caddy's handlers never see (the smuggling test checks that
+// none arrive).
+func stripTrailers(r *http.Request) {
+	if r.Trailer == nil {
+		return
+	}
+	identity.Strip(r.Trailer)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &trailerStrippingBody{ReadCloser: r.Body, r: r}
+	}
+}
+
+// trailerStrippingBody strips the request's identity trailers when its
+// body reaches EOF, before anything that reads the body (the proxy) can
+// read the trailers.
+type trailerStrippingBody struct {
+	io.ReadCloser
+	r *http.Request
+}
+
+func (b *trailerStrippingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		identity.Strip(b.r.Trailer)
+	}
+	return n, err
 }
 
 // errNoCredentials is authenticate's answer for a request that carries no

@@ -46,13 +46,59 @@ func IsIdentityHeader(name string) bool {
 	return true
 }
 
-// Strip removes every identity header from h, whatever its spelling.
+// Strip removes every identity header from h, whatever its spelling, and
+// every identity header named as an option of its Connection header. A
+// proxy deletes the headers that Connection names before it forwards a
+// request (they are hop-by-hop), after the gate has added the verified
+// ones: "Connection: X-WX-OPENID" would otherwise let a client make its
+// verified identity headers vanish on the way to the upstream.
 func Strip(h http.Header) {
 	for name := range h {
 		if IsIdentityHeader(name) {
 			delete(h, name)
 		}
 	}
+	if conn, ok := h["Connection"]; ok && namesIdentityHeader(conn) {
+		if kept := withoutIdentityOptions(conn); len(kept) > 0 {
+			h["Connection"] = kept
+		} else {
+			delete(h, "Connection")
+		}
+	}
+}
+
+// namesIdentityHeader reports whether any comma-separated option of the
+// Connection values is an identity header name. It does not allocate: it
+// runs on every gated request that has a Connection header.
+func namesIdentityHeader(values []string) bool {
+	for _, v := range values {
+		for v != "" {
+			var option string
+			option, v, _ = strings.Cut(v, ",")
+			if IsIdentityHeader(strings.TrimSpace(option)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withoutIdentityOptions returns the Connection values with the identity
+// header options taken out; values left empty are dropped.
+func withoutIdentityOptions(values []string) []string {
+	var kept []string
+	for _, v := range values {
+		var options []string
+		for _, option := range strings.Split(v, ",") {
+			if option = strings.TrimSpace(option); option != "" && !IsIdentityHeader(option) {
+				options = append(options, option)
+			}
+		}
+		if len(options) > 0 {
+			kept = append(kept, strings.Join(options, ", "))
+		}
+	}
+	return kept
 }
 
 // Headers is the precomputed set of identity headers for one token, built

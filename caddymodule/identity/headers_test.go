@@ -2,6 +2,7 @@ package identity
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -90,6 +91,37 @@ func TestStrip(t *testing.T) {
 		t.Errorf("Authorization changed to %q", h.Get("Authorization"))
 	}
 	Strip(nil) // must not panic
+}
+
+// A proxy deletes the headers Connection names, after the gate added the
+// verified ones; Strip must leave Connection unable to name any of them,
+// and keep every other option (close, keep-alive, real hop-by-hop headers).
+func TestStripConnectionOptions(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want []string // nil: no Connection header left
+	}{
+		{[]string{"X-WX-OPENID"}, nil},
+		{[]string{"close, X-Wx-Appid, x_wx_unionid"}, []string{"close"}},
+		{[]string{"keep-alive", " X-WX-SOURCE ,X-Custom-Hop"}, []string{"keep-alive", "X-Custom-Hop"}},
+		{[]string{"x-wx-nickname", "x-wx-avatar"}, nil},
+		{[]string{"close"}, []string{"close"}},
+		{[]string{"X-Wxyz, Upgrade"}, []string{"X-Wxyz, Upgrade"}}, // not the family: untouched
+		{[]string{""}, []string{""}},
+	} {
+		h := http.Header{"Connection": tc.in, "X-Wx-Openid": {"verified later"}}
+		Strip(h)
+		if got := h["Connection"]; !slices.Equal(got, tc.want) || (tc.want == nil && got != nil) {
+			t.Errorf("Connection %q: after Strip %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestNamesIdentityHeaderDoesNotAllocate(t *testing.T) {
+	values := []string{"keep-alive, Upgrade", "close"}
+	if n := testing.AllocsPerRun(100, func() { namesIdentityHeader(values) }); n != 0 {
+		t.Errorf("namesIdentityHeader allocates %v times per call", n)
+	}
 }
 
 var fullIdentity = token.Identity{

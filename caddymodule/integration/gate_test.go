@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
 )
 
 // forgedHeaderNames are spellings of identity headers a client may try to
@@ -104,6 +107,97 @@ func TestForgedHeadersAreStripped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Caddy drops every request header with an underscore before any handler
+// runs, unless the operator allowlists it (expected_underscore_headers), so
+// the underscore spellings in TestForgedHeadersAreStripped never reach
+// wxauth. Here they do, and wxauth's own rule ("_" counted as "-") must
+// strip them: CGI, PHP and nginx with underscores_in_headers read
+// X_WX_OPENID as X-WX-OPENID.
+func TestForgedUnderscoreHeadersStrippedWhenCaddyKeepsThem(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Global: "\tservers {\n\t\texpected_underscore_headers x_wx_* x-wx_* x_probe\n\t}"})
+	s := g.login("underscore")
+	for _, mode := range []string{"authenticated", "anonymous"} {
+		lines := []string{"X_WX_OPENID: forged-1", "x_wx_unionid: forged-2", "X-Wx_Phone: forged-3", "x_wx_nickname: forged-4", "X_PROBE: kept"}
+		want := http.StatusOK
+		if mode == "authenticated" {
+			lines = append(lines, "Authorization: Bearer "+s.AccessToken)
+		} else {
+			want = http.StatusUnauthorized
+		}
+		before := g.Upstream.Hits()
+		if status, body := sendRaw(t, g, "/underscore", lines); status != want {
+			t.Fatalf("%s: status %d %s", mode, status, body)
+		}
+		if mode == "anonymous" {
+			if g.Upstream.Hits() != before {
+				t.Error("an anonymous request reached the upstream")
+			}
+			continue
+		}
+		h := g.Upstream.LastHeaders()
+		// The control: this config does let underscore headers through
+		// Caddy, so what is missing below was removed by wxauth.
+		if h.Get("X_probe") != "kept" {
+			t.Fatalf("Caddy dropped the allowlisted X_PROBE header; the test proves nothing: %v", h)
+		}
+		assertNoForgery(t, h)
+		if got := h.Values("X-Wx-Openid"); len(got) != 1 || got[0] != s.OpenID {
+			t.Errorf("X-WX-OPENID = %q, want exactly the verified one", got)
+		}
+	}
+}
+
+// A proxy deletes the headers that Connection names (hop-by-hop) after the
+// gate has added the verified ones. Naming an identity header there must
+// not make it vanish: the upstream would see an authenticated request
+// without its identity, or with only part of it (an openid without its
+// appid).
+func TestConnectionHeaderCannotDropVerifiedIdentity(t *testing.T) {
+	g := startGateway(t, gatewayConfig{})
+	s := g.login("hop")
+	auth := "Authorization: Bearer " + s.AccessToken
+	if status, body := sendRaw(t, g, "/baseline", []string{auth}); status != http.StatusOK {
+		t.Fatalf("status %d %s", status, body)
+	}
+	verified := identityValues(g.Upstream.LastHeaders())
+
+	// The control: Caddy does honour Connection, so the test can fail.
+	if status, body := sendRaw(t, g, "/control", []string{auth, "X-Probe: dropped", "Connection: X-Probe"}); status != http.StatusOK {
+		t.Fatalf("status %d %s", status, body)
+	}
+	if g.Upstream.LastHeaders().Get("X-Probe") != "" {
+		t.Fatal("Caddy forwarded a header named in Connection; the test proves nothing")
+	}
+
+	for _, conn := range []string{
+		"X-WX-OPENID",
+		"X-Wx-Appid, X-WX-UNIONID",
+		"keep-alive, x-wx-source, X-Probe",
+	} {
+		if status, body := sendRaw(t, g, "/hop", []string{auth, "X-Probe: dropped", "Connection: " + conn}); status != http.StatusOK {
+			t.Fatalf("Connection %q: status %d %s", conn, status, body)
+		}
+		h := g.Upstream.LastHeaders()
+		if got := identityValues(h); !reflect.DeepEqual(got, verified) {
+			t.Errorf("Connection %q: upstream identity %v, want %v", conn, got, verified)
+		}
+		if strings.Contains(conn, "X-Probe") && h.Get("X-Probe") != "" {
+			t.Errorf("Connection %q: the other options were not kept", conn)
+		}
+	}
+}
+
+// identityValues is the identity-family headers of h.
+func identityValues(h http.Header) http.Header {
+	out := http.Header{}
+	for name, vals := range h {
+		if identity.IsIdentityHeader(name) {
+			out[name] = vals
+		}
+	}
+	return out
 }
 
 func identityHeaders(h http.Header) []string {

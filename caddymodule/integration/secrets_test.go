@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNoSecretInLogsOrAnswers drives every endpoint and failure at debug
@@ -223,5 +227,112 @@ func TestLiteralSecretsStayOutOfOurLogs(t *testing.T) {
 	}
 	if ours < 3 {
 		t.Fatalf("only %d wxauth log lines; the test proves nothing", ours)
+	}
+}
+
+// adminConfig is what Caddy's admin API serves as the running config: what
+// anyone who can reach the admin endpoint reads, what `caddy reload` and
+// caddytest's failure dump print, and what Caddy writes to autosave.json.
+func adminConfig(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://localhost:2999/config/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /config/: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// TestAdminConfigHoldsPlaceholdersNotSecrets: Caddy keeps the config as it
+// was given and serves it on the admin API's /config/. A secret written as
+// {env.*} or {file.*} is read only when the handler is provisioned, so the
+// config holds the placeholder; the logins prove the handler got the real
+// values (the fake platform checks each app's secret, and the gate accepts
+// a token signed with the key from the file). The same secrets written
+// literally are in /config/ for anyone to read: the reason the README
+// tells operators to use placeholders.
+func TestAdminConfigHoldsPlaceholdersNotSecrets(t *testing.T) {
+	const (
+		fileAppID      = "wxtestfileapp001"
+		fileSecret     = "S3CRET-from-a-file-never-shown-0002"
+		fileSigningKey = "S3CRET-signing-key-from-a-file-0123456789"
+	)
+	dir := t.TempDir()
+	secretPath := filepath.Join(dir, "appsecret")
+	keyPath := filepath.Join(dir, "signing-key")
+	// Files as operators write them, with a final newline ({file.*} drops it).
+	if err := os.WriteFile(secretPath, []byte(fileSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, []byte(fileSigningKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, gatewayConfig{Block: `
+		app ` + testAppID + ` {
+			secret {env.` + secretEnv + `}
+		}
+		app ` + fileAppID + ` {
+			secret {file.` + secretPath + `}
+		}
+		signing_key {file.` + keyPath + `}
+		api_base {api_base}
+		platform_timeout 1s
+`})
+	// From now on the fake platform refuses any other secret.
+	g.Platform.AddApp(testAppID, testSecret)
+	g.Platform.AddApp(fileAppID, fileSecret)
+	var s session
+	for _, appid := range []string{testAppID, fileAppID} {
+		s = g.postJSON("/wx/login", map[string]string{"code": "placeholder", "appid": appid}).Session(t, "login to "+appid)
+		if r := g.get("/", s.AccessToken); r.Status != http.StatusOK {
+			t.Fatalf("%s: token refused: %d %s", appid, r.Status, r.Body)
+		}
+	}
+	// The token's own header, so the kid is the one the gateway uses.
+	head, _, _ := strings.Cut(s.AccessToken, ".")
+	claims, _ := json.Marshal(map[string]any{
+		"iss": "wxauth", "sub": "o123", "sid": "s123", "app": testAppID, "src": "wechat-miniprogram",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+	})
+	unsigned := head + "." + b64(claims)
+	mac := hmac.New(sha256.New, []byte(fileSigningKey))
+	mac.Write([]byte(unsigned))
+	forged := unsigned + "." + b64(mac.Sum(nil))
+	if r := g.get("/", forged); r.Status != http.StatusOK {
+		t.Fatalf("a token signed with the key from the file was refused (%d): the handler does not use it", r.Status)
+	}
+
+	config := adminConfig(t)
+	for _, placeholder := range []string{"{env." + secretEnv + "}", "{file." + secretPath + "}", "{file." + keyPath + "}"} {
+		if !strings.Contains(config, placeholder) {
+			t.Errorf("/config/ lacks the placeholder %s:\n%s", placeholder, config)
+		}
+	}
+	for what, secret := range map[string]string{"env secret": testSecret, "file secret": fileSecret, "file signing key": fileSigningKey} {
+		if strings.Contains(config, secret) {
+			t.Errorf("the %s is in /config/", what)
+		}
+		if strings.Contains(g.Logs(), secret) {
+			t.Errorf("the %s is in the log", what)
+		}
+	}
+
+	// Written literally, the secrets are part of the config Caddy serves.
+	g.load(gatewayConfig{Block: `
+		app ` + testAppID + ` {
+			secret ` + testSecret + `
+		}
+		signing_key ` + testSigningKey + `
+		api_base {api_base}
+		platform_timeout 1s
+`})
+	g.login("literal")
+	config = adminConfig(t)
+	if !strings.Contains(config, testSecret) || !strings.Contains(config, testSigningKey) {
+		t.Errorf("literal secrets are not in /config/; then what does this test show?\n%s", config)
 	}
 }

@@ -6,6 +6,7 @@ package e2etest
 
 import (
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -53,21 +54,34 @@ func FreePort(t testing.TB) int {
 }
 
 // Upstream is the protected app: it answers 200 with the path and the
-// headers it received, and remembers the latest request's headers.
+// headers it received, and remembers every request it was sent.
 type Upstream struct {
 	*httptest.Server
 	mu   sync.Mutex
 	last http.Header
 	hits int
+	seen []Seen
+}
+
+// Seen is one request as the upstream received it. The body is read in
+// full first, because only then are its trailers known.
+type Seen struct {
+	Method  string
+	Path    string
+	Header  http.Header
+	Trailer http.Header
+	Body    string
 }
 
 // NewUpstream starts an Upstream, closed when the test ends.
 func NewUpstream(t testing.TB) *Upstream {
 	u := &Upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.last = r.Header.Clone()
 		u.hits++
+		u.seen = append(u.seen, Seen{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: string(body)})
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": r.Header})
@@ -88,6 +102,15 @@ func (u *Upstream) Hits() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.hits
+}
+
+// Requests is every request the upstream received, in order.
+func (u *Upstream) Requests() []Seen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]Seen, len(u.seen))
+	copy(out, u.seen)
+	return out
 }
 
 // Response is an answer, read in full.
