@@ -188,10 +188,14 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.logins.Refresh(r.Context(), req.RefreshToken)
 	if err != nil {
+		result := h.writeSessionError(w, "refresh", err)
 		if errors.Is(err, login.ErrRevoked) {
-			h.logger.Warn("refresh refused: the session is revoked (logged out, or a spent refresh token was presented again and the session was ended)")
+			h.logger.Warn("refresh", zap.String("result", result),
+				zap.String("detail", "the session is revoked: logged out, or a spent refresh token was presented again and the session was ended"))
+		} else {
+			h.logger.Info("refresh", zap.String("result", result))
 		}
-		h.metrics.Refreshes.WithLabelValues(h.writeSessionError(w, "refresh", err)).Inc()
+		h.metrics.Refreshes.WithLabelValues(result).Inc()
 		return
 	}
 	h.logger.Info("refresh",

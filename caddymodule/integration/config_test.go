@@ -60,6 +60,8 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 		access_ttl 30m
 		refresh_ttl 240h
 		forward_phone
+		rate_limit 20 10s
+		platform_concurrency 4
 	`))
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +72,7 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 		`"platform":"qq"`, `"endpoints":"/auth"`, `"optional":true`, `"forward_phone":true`,
 		`"access_ttl":1800000000000`, `"api_base":"https://api.example.test"`,
 		`"content_check":false`, `"avatar_base":"https://cdn.example.test/wx/avatar/"`,
+		`"rate_limit":{"requests":20,"window":10000000000}`, `"platform_concurrency":4`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("adapted JSON lacks %s:\n%s", want, s)
@@ -103,6 +106,8 @@ func TestCaddyValidateAcceptsGoodConfigs(t *testing.T) {
 		"web apps":       "app wxgood00000001 {\nplatform wechat-web\nscope snsapi_userinfo\n}\napp wxgood00000002 {\nplatform wechat-qr\n}\napp wxgood00000003\nsandbox",
 		"content checks": "app wxgood00000001 {\ncontent_check off\n}\napp wxgood00000002 {\ncontent_check on\n}\nsandbox\navatar_base https://cdn.example.test/a/",
 		"trailing slash": "app wxgood00000001\nsandbox\nendpoints /wx/",
+		"limits":         "app wxgood00000001\nsandbox\nrate_limit 100 1m\nplatform_concurrency 32",
+		"limit off":      "app wxgood00000001\nsandbox\nrate_limit off",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := validate(t, site(t, block)); err != nil {
@@ -139,6 +144,11 @@ func TestCaddyValidateRejectsBadConfigs(t *testing.T) {
 		{"scope on QR login", "app wxbad000000001 {\nplatform wechat-qr\nscope snsapi_userinfo\n}\nsandbox", "snsapi_login"},
 		{"bad content_check", "app wxbad000000001 {\ncontent_check maybe\n}\nsandbox", "content_check"},
 		{"bad avatar_base", "app wxbad000000001\nsandbox\navatar_base /relative", "avatar_base"},
+		{"rate_limit without window", "app wxbad000000001\nsandbox\nrate_limit 60", "rate_limit takes"},
+		{"rate_limit zero", "app wxbad000000001\nsandbox\nrate_limit 0 1m", "positive number of requests"},
+		{"rate_limit bad window", "app wxbad000000001\nsandbox\nrate_limit 60 soon", "window"},
+		{"rate_limit negative window", "app wxbad000000001\nsandbox\nrate_limit 60 -1m", "window"},
+		{"platform_concurrency zero", "app wxbad000000001\nsandbox\nplatform_concurrency 0", "platform_concurrency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := validate(t, site(t, tc.block))
