@@ -10,7 +10,6 @@ package metrics
 
 import (
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -107,9 +106,4 @@ func (m *Metrics) PlatformExchange(api, outcome string, d time.Duration) {
 // SweptSessions records the count of sessions kept by a storage sweep.
 func (m *Metrics) SweptSessions(n int) {
 	m.Sessions.Set(float64(n))
-}
-
-// ErrcodeLabel is the errcode label of a platform errcode.
-func ErrcodeLabel(errcode int) string {
-	return strconv.Itoa(errcode)
 }
