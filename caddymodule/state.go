@@ -109,29 +109,22 @@ func (st *sharedState) Destruct() error {
 // sweepLoop removes expired records from storage every interval. Every node
 // runs it; Store.Sweep's lock makes one of them do the work.
 func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration, logger *zap.Logger, m *metrics.Metrics) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			sctx, cancel := context.WithTimeout(ctx, interval)
-			stats, err := store.Sweep(sctx, now, interval)
-			cancel()
-			switch {
-			case err != nil && ctx.Err() == nil:
-				logger.Warn("storage sweep incomplete; the rest is swept next time", zap.Error(err))
-			case err == nil && !stats.Skipped:
-				m.SweptSessions(stats.Kept)
-				logger.Debug("storage sweep",
-					zap.Int("sessions_removed", stats.Sessions),
-					zap.Int("sessions_kept", stats.Kept),
-					zap.Int("codes_removed", stats.Codes),
-					zap.Int("revocations_removed", stats.Revocations))
-			}
+	everyTick(ctx, interval, func(now time.Time) {
+		sctx, cancel := context.WithTimeout(ctx, interval)
+		stats, err := store.Sweep(sctx, now, interval)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Warn("storage sweep incomplete; the rest is swept next time", zap.Error(err))
+		case err == nil && !stats.Skipped:
+			m.SweptSessions(stats.Kept)
+			logger.Debug("storage sweep",
+				zap.Int("sessions_removed", stats.Sessions),
+				zap.Int("sessions_kept", stats.Kept),
+				zap.Int("codes_removed", stats.Codes),
+				zap.Int("revocations_removed", stats.Revocations))
 		}
-	}
+	})
 }
 
 // platformServices holds one platform.Service per kind of platform client
@@ -174,18 +167,23 @@ func newLimiter(requests int, window time.Duration) *limiter {
 	l := &limiter{Limiter: ratelimit.New(requests, window, 0), stop: stop, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
-		t := time.NewTicker(window)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				l.Sweep(now)
-			}
-		}
+		everyTick(ctx, window, l.Sweep)
 	}()
 	return l
+}
+
+// everyTick calls f every interval until ctx ends.
+func everyTick(ctx context.Context, interval time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			f(now)
+		}
+	}
 }
 
 func (l *limiter) Destruct() error {

@@ -29,12 +29,8 @@ var forgedHeaderNames = []string{
 // canonicalise the header names the test is about.
 func sendRaw(t *testing.T, g *gateway, path string, headerLines []string) (int, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := g.rawConn()
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + strings.TrimPrefix(g.URL, "http://") + "\r\nConnection: close\r\n"
 	for _, l := range headerLines {
 		req += l + "\r\n"
@@ -51,6 +47,18 @@ func sendRaw(t *testing.T, g *gateway, path string, headerLines []string) (int, 
 	var b strings.Builder
 	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
 	return resp.StatusCode, b.String()
+}
+
+// rawConn is a TCP connection to the gateway, for requests written byte
+// by byte; it gives up after 5s so that a hung server fails the test.
+func (g *gateway) rawConn() net.Conn {
+	g.t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn
 }
 
 // assertNoForgery fails if the upstream saw any header value the test forged.

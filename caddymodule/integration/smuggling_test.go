@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
 	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
@@ -21,12 +20,8 @@ import (
 // the status codes in order.
 func rawExchange(t *testing.T, g *gateway, raw string) []int {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := g.rawConn()
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}
