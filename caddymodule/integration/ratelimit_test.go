@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
 )
 
@@ -119,4 +120,29 @@ func TestPlatformLimitBacksOff(t *testing.T) {
 	if r.Status != http.StatusOK {
 		t.Errorf("another user on the same address was backed off: %d %s", r.Status, r.Body)
 	}
+}
+
+// TestPlatformConcurrencyPerApp: with platform_concurrency 1, a login
+// that finds the app's one platform slot taken (by a login the platform
+// is slow to answer) waits half of platform_timeout, then answers 429
+// without reaching the platform.
+func TestPlatformConcurrencyPerApp(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\tplatform_concurrency 1\n"})
+	slow := make(chan *response, 1)
+	go func() {
+		slow <- g.postJSON("/wx/login", map[string]string{"code": platformtest.CodeSlow})
+	}()
+	// Wait until the slow exchange holds the slot.
+	for deadline := time.Now().Add(2 * time.Second); g.Platform.CodeCalls(platformtest.CodeSlow) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow login never reached the platform")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	retryAfter(t, g.postJSON("/wx/login", map[string]string{"code": "pc-waiting"}))
+	if n := g.Platform.CodeCalls("pc-waiting"); n != 0 {
+		t.Errorf("the refused login reached the platform %d times", n)
+	}
+	(<-slow).Error(t, http.StatusBadGateway, "platform_unavailable")
+	g.login("pc-after") // the slot was given back
 }
