@@ -309,7 +309,10 @@ func jsonError(err error) *apiError {
 	case errors.Is(err, io.EOF):
 		return errInvalidRequest("the body is empty; send a JSON object")
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		// encoding/json puts the Go name of an embedded struct in the path
+		// ("encryptedFields.iv"); the client only knows the JSON name, and
+		// every request body is a flat object.
+		field := typeErr.Field[strings.LastIndexByte(typeErr.Field, '.')+1:]
 		if field == "" {
 			return errInvalidRequest("the body must be a JSON object")
 		}

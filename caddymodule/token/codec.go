@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,6 +230,12 @@ func (c *Codec) Verify(token string, now time.Time) (Identity, time.Time, error)
 	}
 	if len(token) > MaxTokenLength {
 		return Identity{}, time.Time{}, errTooLong
+	}
+	// encoding/base64 skips CR and LF even in strict mode, so without this
+	// check one token could be presented under many spellings (each its own
+	// entry in the gate's cache), despite WithStrictDecoding below.
+	if strings.ContainsAny(token, "\r\n") {
+		return Identity{}, time.Time{}, errEncoding
 	}
 
 	v := c.verifiers.Get().(*verifier)

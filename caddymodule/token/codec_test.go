@@ -383,6 +383,9 @@ func TestAttacksRefused(t *testing.T) {
 		{"two segments", edCodec, strings.Join(strings.Split(validEd, ".")[:2], "."), ErrMalformed},
 		{"four segments", edCodec, validEd + ".x", ErrMalformed},
 		{"padded base64", edCodec, strings.Replace(validEd, ".", "==.", 1), ErrMalformed},
+		// base64 would skip these, letting one token have many spellings.
+		{"LF in signature", edCodec, validEd[:len(validEd)-4] + "\n" + validEd[len(validEd)-4:], ErrMalformed},
+		{"CR LF after signature", edCodec, validEd + "\r\n", ErrMalformed},
 		{"random bytes", edCodec, string(randomBytes), ErrMalformed},
 		{"random base64 segments", edCodec, base64.RawURLEncoding.EncodeToString(randomBytes[:30]) + "." + base64.RawURLEncoding.EncodeToString(randomBytes[30:60]) + ".sig", ErrMalformed},
 		{"oversized", edCodec, validEd + strings.Repeat("A", MaxTokenLength), ErrMalformed},
