@@ -96,7 +96,7 @@ func validClaims() jwt.MapClaims {
 }
 
 // sign builds a token with an arbitrary method, key, kid and claims.
-func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
+func sign(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, claims)
 	if kid != "" {

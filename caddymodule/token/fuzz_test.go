@@ -125,27 +125,14 @@ func (fx *fuzzFixture) fuzzSeeds(t testing.TB) []string {
 		reheader(edTok, map[string]any{"alg": "HS256", "typ": "JWT", "kid": fx.ed.KeyID()}, true),
 		reheader(hsTok, map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": fx.hs.KeyID()}, true),
 		// Algorithm confusion: HS256 keyed with the Ed25519 public key.
-		signTB(t, jwt.SigningMethodHS256, []byte(edPublic), fx.ed.KeyID(), validClaims()),
+		sign(t, jwt.SigningMethodHS256, []byte(edPublic), fx.ed.KeyID(), validClaims()),
 		// Right key, claims Verify refuses.
-		signTB(t, jwt.SigningMethodEdDSA, fx.edKey, fx.ed.KeyID(), jwt.MapClaims{"iss": "someone-else", "sub": "o", "sid": "s", "app": "a", "iat": testNow.Unix(), "exp": testNow.Add(time.Hour).Unix()}),
-		signTB(t, jwt.SigningMethodHS256, fx.secret, fx.hs.KeyID(), jwt.MapClaims{"iss": Issuer, "sub": "o", "sid": "s", "app": "a", "exp": testNow.Add(time.Hour).Unix()}),
-		signTB(t, jwt.SigningMethodHS256, fx.secret, fx.hs.KeyID(), jwt.MapClaims{"iss": Issuer, "sub": "o", "sid": "s", "app": "a", "iat": testNow.Unix(), "nbf": testNow.Add(time.Hour).Unix(), "exp": testNow.Add(2 * time.Hour).Unix()}),
+		sign(t, jwt.SigningMethodEdDSA, fx.edKey, fx.ed.KeyID(), jwt.MapClaims{"iss": "someone-else", "sub": "o", "sid": "s", "app": "a", "iat": testNow.Unix(), "exp": testNow.Add(time.Hour).Unix()}),
+		sign(t, jwt.SigningMethodHS256, fx.secret, fx.hs.KeyID(), jwt.MapClaims{"iss": Issuer, "sub": "o", "sid": "s", "app": "a", "exp": testNow.Add(time.Hour).Unix()}),
+		sign(t, jwt.SigningMethodHS256, fx.secret, fx.hs.KeyID(), jwt.MapClaims{"iss": Issuer, "sub": "o", "sid": "s", "app": "a", "iat": testNow.Unix(), "nbf": testNow.Add(time.Hour).Unix(), "exp": testNow.Add(2 * time.Hour).Unix()}),
 		"", ".", "..", "...", "a.b.c", "eyJ.eyJ.",
 	)
 	return seeds
-}
-
-// signTB is sign for a testing.TB, which the fuzz setup has in place of a
-// *testing.T.
-func signTB(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, claims)
-	tok.Header["kid"] = kid
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // FuzzVerify feeds arbitrary strings to both codecs' Verify. Nothing may
