@@ -141,7 +141,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 		// Checked before the code is spent, so a malformed request can be
 		// fixed and sent again with the same code.
 		if err := enc.Validate(); err != nil {
-			h.countLogin(app.AppID, h.writeFailure(w, "login", app, "", err))
+			h.countLogin(app.AppID, h.writeFailure(w, r, "login", app, "", err))
 			return
 		}
 		prepare = func(ctx context.Context, user *session.User) (*session.User, error) {
@@ -151,10 +151,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 
 	res, err := h.logins.LoginWith(r.Context(), app, req.Code, prepare)
 	if err != nil {
-		// The platform's limit is per user, whom we cannot know before the
-		// exchange: the client's address backs off instead.
-		h.backOffAfter(clientKey(r), err)
-		h.countLogin(app.AppID, h.writeFailure(w, "login", app, "", err))
+		h.countLogin(app.AppID, h.writeFailure(w, r, "login", app, "", err))
 		return
 	}
 	h.logger.Info("login",

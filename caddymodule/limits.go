@@ -64,13 +64,20 @@ func (h *Handler) refuse(w http.ResponseWriter, endpoint, reason string, retry t
 	writeError(w, errRateLimited(reason, retry))
 }
 
-// backOffAfter starts a backoff for key when err is the platform's own
+// backOffAfter starts a backoff when the platform answered its own
 // frequency limit (45011): asking again within its minute would only be
-// refused again and count against the app.
-func (h *Handler) backOffAfter(key string, err error) {
-	if pe := platform.AsError(err); h.limiter != nil && pe != nil && pe.Errcode == 45011 {
-		h.limiter.Block(key, time.Now(), pe.RetryAfter)
+// refused again and count against the app. The platform's limit is per
+// user: a logged-in user (openid known) backs off; a login, whose user is
+// not known before the exchange, backs off the client's address instead.
+func (h *Handler) backOffAfter(r *http.Request, appid, openid string, pe *platform.Error) {
+	if h.limiter == nil || pe.Errcode != 45011 {
+		return
 	}
+	key := clientKey(r)
+	if openid != "" {
+		key = userKey(appid, openid)
+	}
+	h.limiter.Block(key, time.Now(), pe.RetryAfter)
 }
 
 // clientKey is the rate-limit key of the request's client: Caddy's client

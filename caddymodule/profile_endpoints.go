@@ -52,10 +52,10 @@ func (h *Handler) bearerRequest(w http.ResponseWriter, r *http.Request, method s
 // reissue gives the client of v a new access token showing what changed
 // in user (profile, phone), logs the change as done, and returns the token
 // and its expires_in; ok is false when it answered an error instead.
-func (h *Handler) reissue(w http.ResponseWriter, op, done string, app platform.App, v *verified, user *session.User) (access string, expiresIn int64, ok bool) {
+func (h *Handler) reissue(w http.ResponseWriter, r *http.Request, op, done string, app platform.App, v *verified, user *session.User) (access string, expiresIn int64, ok bool) {
 	access, expires, err := h.logins.Reissue(v.id, user, v.expires)
 	if err != nil {
-		h.writeFailure(w, op, app, v.id.OpenID, err)
+		h.writeFailure(w, r, op, app, v.id.OpenID, err)
 		return "", 0, false
 	}
 	// What changed is not logged: a phone number never is.
@@ -164,12 +164,11 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		h.backOffAfter(userKey(app.AppID, v.id.OpenID), err)
-		h.writeFailure(w, "profile", app, v.id.OpenID, err)
+		h.writeFailure(w, r, "profile", app, v.id.OpenID, err)
 		return
 	}
 
-	access, expiresIn, ok := h.reissue(w, "profile", "profile updated", app, v, user)
+	access, expiresIn, ok := h.reissue(w, r, "profile", "profile updated", app, v, user)
 	if !ok {
 		return
 	}
@@ -251,9 +250,10 @@ func (h *Handler) checksContent(appid string) bool {
 // platform's refusals, the client's mistakes, storage failures) and logs
 // the one line of the failed operation: info for the client's mistakes,
 // warn with the errcode for the platform's refusals, error for ours.
-// openid is "" when not known yet (a login). It returns the answer's error
-// code, for the metrics.
-func (h *Handler) writeFailure(w http.ResponseWriter, op string, app platform.App, openid string, err error) (result string) {
+// openid is "" when not known yet (a login). The platform's own frequency
+// limit (45011) also starts a backoff, see backOffAfter. It returns the
+// answer's error code, for the metrics.
+func (h *Handler) writeFailure(w http.ResponseWriter, r *http.Request, op string, app platform.App, openid string, err error) (result string) {
 	var (
 		input    *profile.InputError
 		rejected *profile.RejectedError
@@ -281,6 +281,7 @@ func (h *Handler) writeFailure(w http.ResponseWriter, op string, app platform.Ap
 	case errors.Is(err, userdata.ErrDecrypt), errors.Is(err, userdata.ErrWatermark), errors.Is(err, userdata.ErrSignature):
 		e = errDecryptFailed("the encrypted user data does not decrypt or verify with this user's session key")
 	case pe != nil:
+		h.backOffAfter(r, app.AppID, openid, pe)
 		e = platformError(pe)
 		level = zapcore.WarnLevel
 		fields = append(fields, zap.String("api", pe.API), zap.Int("errcode", pe.Errcode), zap.String("detail", pe.Message))
@@ -375,11 +376,10 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := h.profiles.Phone(r.Context(), app, v.id.OpenID, req.Code)
 	if err != nil {
-		h.backOffAfter(userKey(app.AppID, v.id.OpenID), err)
-		h.writeFailure(w, "phone", app, v.id.OpenID, err)
+		h.writeFailure(w, r, "phone", app, v.id.OpenID, err)
 		return
 	}
-	access, expiresIn, ok := h.reissue(w, "phone", "phone number stored", app, v, user)
+	access, expiresIn, ok := h.reissue(w, r, "phone", "phone number stored", app, v, user)
 	if !ok {
 		return
 	}

@@ -156,8 +156,7 @@ func (h *Handler) serveWebCallback(w http.ResponseWriter, r *http.Request) {
 
 	res, err := h.webLogin(r, app, code)
 	if err != nil {
-		h.backOffAfter(clientKey(r), err)
-		h.countLogin(app.AppID, h.writeFailure(w, "login", app, "", err))
+		h.countLogin(app.AppID, h.writeFailure(w, r, "login", app, "", err))
 		return
 	}
 	h.countLogin(app.AppID, "ok")
