@@ -14,16 +14,14 @@ import (
 	"testing"
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
+	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
 )
 
 // profileAnswer is the answer of POST /wx/profile.
 type profileAnswer struct {
-	Profile *struct {
-		Nickname  string `json:"nickname"`
-		AvatarURL string `json:"avatar_url"`
-	} `json:"profile"`
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
+	Profile     *e2etest.Profile `json:"profile"`
+	AccessToken string           `json:"access_token"`
+	ExpiresIn   int64            `json:"expires_in"`
 }
 
 func readProfileAnswer(t *testing.T, r *response) profileAnswer {
@@ -40,15 +38,12 @@ func readProfileAnswer(t *testing.T, r *response) profileAnswer {
 
 // meAnswer is the answer of GET /wx/me.
 type meAnswer struct {
-	OpenID     string `json:"openid"`
-	UnionID    string `json:"unionid"`
-	AppID      string `json:"appid"`
-	HasProfile bool   `json:"has_profile"`
-	Profile    *struct {
-		Nickname  string `json:"nickname"`
-		AvatarURL string `json:"avatar_url"`
-	} `json:"profile"`
-	HasPhone bool `json:"has_phone"`
+	OpenID     string           `json:"openid"`
+	UnionID    string           `json:"unionid"`
+	AppID      string           `json:"appid"`
+	HasProfile bool             `json:"has_profile"`
+	Profile    *e2etest.Profile `json:"profile"`
+	HasPhone   bool             `json:"has_phone"`
 }
 
 func (g *gateway) me(accessToken string) meAnswer {

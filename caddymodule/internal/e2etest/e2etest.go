@@ -160,18 +160,22 @@ func (r *Response) Error(t testing.TB, status int, code string) {
 
 // Session is the contract's session answer.
 type Session struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
-	OpenID       string `json:"openid"`
-	UnionID      string `json:"unionid"`
-	AppID        string `json:"appid"`
-	HasProfile   bool   `json:"has_profile"`
-	Profile      *struct {
-		Nickname  string `json:"nickname"`
-		AvatarURL string `json:"avatar_url"`
-	} `json:"profile"`
+	AccessToken  string   `json:"access_token"`
+	TokenType    string   `json:"token_type"`
+	ExpiresIn    int64    `json:"expires_in"`
+	RefreshToken string   `json:"refresh_token"`
+	OpenID       string   `json:"openid"`
+	UnionID      string   `json:"unionid"`
+	AppID        string   `json:"appid"`
+	HasProfile   bool     `json:"has_profile"`
+	Profile      *Profile `json:"profile"`
+}
+
+// Profile is the contract's profile, as the session, /me and /profile
+// answers carry it.
+type Profile struct {
+	Nickname  string `json:"nickname"`
+	AvatarURL string `json:"avatar_url"`
 }
 
 // Session checks that the answer is a 200 session answer with every
