@@ -639,32 +639,14 @@ func (s *Server) textCheck(w http.ResponseWriter, r *http.Request, appid string,
 
 // imageCheck records the media and lets the sandbox answer.
 func (s *Server) imageCheck(w http.ResponseWriter, r *http.Request, body []byte) {
-	if media, ok := readMedia(r, body); ok {
+	copied := r.Clone(r.Context())
+	copied.Body = io.NopCloser(bytes.NewReader(body))
+	if media, ok := sandbox.ReadMedia(copied); ok {
 		s.mu.Lock()
 		s.imageChecks = append(s.imageChecks, media)
 		s.mu.Unlock()
 	}
 	s.sandbox.ServeHTTP(w, r) // r.Body is still unread: the sandbox reads it
-}
-
-// readMedia returns the multipart file "media" of r, whose body is body.
-func readMedia(r *http.Request, body []byte) ([]byte, bool) {
-	r2 := r.Clone(r.Context())
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	mr, err := r2.MultipartReader()
-	if err != nil {
-		return nil, false
-	}
-	for {
-		part, err := mr.NextPart()
-		if err != nil {
-			return nil, false
-		}
-		if part.FormName() == "media" && part.FileName() != "" {
-			media, err := io.ReadAll(part)
-			return media, err == nil
-		}
-	}
 }
 
 // phoneNumber serves getuserphonenumber: scripted codes, single use, and

@@ -574,7 +574,7 @@ func imageCheck(w http.ResponseWriter, r *http.Request) {
 	if !hasToken(w, r) {
 		return
 	}
-	media, ok := readMedia(r)
+	media, ok := ReadMedia(r)
 	switch {
 	case !ok:
 		writeJSON(w, http.StatusOK, failure{errcodeNoMedia, "media data missing"})
@@ -627,9 +627,10 @@ func isRiskyImage(image []byte) bool {
 	return bytes.Contains(bytes.ToLower(image), []byte(RiskyMarker))
 }
 
-// readMedia returns the bytes of the multipart file "media" in r, and false
-// when there is none (or the body is not multipart, or too large).
-func readMedia(r *http.Request) ([]byte, bool) {
+// ReadMedia returns the bytes of the multipart file "media" in r (the image
+// of a content check), and false when there is none (or the body is not
+// multipart, or too large). It reads r's body.
+func ReadMedia(r *http.Request) ([]byte, bool) {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, false
