@@ -34,42 +34,6 @@ func testApp(base string) App {
 	return App{AppID: testAppID, Secret: testSecret, Kind: WeChat, APIBase: base}
 }
 
-// checkError asserts err is a safe *Error with the wanted code and errcode.
-func checkError(t *testing.T, err error, code ErrorCode, errcode int) *Error {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got no error, want %s", code)
-	}
-	e := AsError(err)
-	if e == nil {
-		t.Fatalf("error %T %q is not a *platform.Error", err, err)
-	}
-	checkSafe(t, e)
-	if e.Code != code || e.Errcode != errcode {
-		t.Errorf("got code %s errcode %d (%q), want %s errcode %d", e.Code, e.Errcode, e.Error(), code, errcode)
-	}
-	if e.API != "code2session" {
-		t.Errorf("API = %q, want code2session", e.API)
-	}
-	if e.Message == "" {
-		t.Error("Message is empty")
-	}
-	return e
-}
-
-// checkSafe asserts that no text of e carries the secret (raw or
-// URL-escaped) or a URL.
-func checkSafe(t *testing.T, e *Error) {
-	t.Helper()
-	for _, text := range []string{e.Error(), e.Message, e.Errmsg} {
-		for _, leak := range []string{testSecret, url.QueryEscape(testSecret), "secret=", "http://", "https://"} {
-			if strings.Contains(text, leak) {
-				t.Errorf("error text %q contains %q", text, leak)
-			}
-		}
-	}
-}
-
 func TestCode2SessionSuccess(t *testing.T) {
 	srv := platformtest.New(t)
 	sess, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), "alice")
@@ -130,7 +94,7 @@ func TestCode2SessionFailures(t *testing.T) {
 		t.Run(tt.code, func(t *testing.T) {
 			srv := platformtest.New(t)
 			_, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), tt.code)
-			e := checkError(t, err, tt.wantCode, tt.wantErrno)
+			e := wantError(t, err, "code2session", tt.wantCode, tt.wantErrno)
 			if e.RetryAfter != tt.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
 			}
@@ -164,7 +128,7 @@ func TestCode2SessionCredentials(t *testing.T) {
 	wrongSecret := testApp(srv.URL)
 	wrongSecret.Secret = testSecret + "-wrong"
 	_, err := client.Code2Session(ctx, wrongSecret, "alice")
-	e := checkError(t, err, Unavailable, 40125)
+	e := wantError(t, err, "code2session", Unavailable, 40125)
 	if strings.Contains(e.Error(), wrongSecret.Secret) {
 		t.Errorf("error %q contains the secret", e.Error())
 	}
@@ -172,7 +136,7 @@ func TestCode2SessionCredentials(t *testing.T) {
 	unknownApp := testApp(srv.URL)
 	unknownApp.AppID = "wxunknown"
 	_, err = client.Code2Session(ctx, unknownApp, "alice")
-	checkError(t, err, Unavailable, 40013)
+	wantError(t, err, "code2session", Unavailable, 40013)
 
 	if _, err := client.Code2Session(ctx, testApp(srv.URL), "alice"); err != nil {
 		t.Errorf("the registered app failed: %v", err)
@@ -235,7 +199,7 @@ func TestCode2SessionAnswers(t *testing.T) {
 				}
 				return
 			}
-			checkError(t, err, tt.wantErr, tt.wantErrno)
+			wantError(t, err, "code2session", tt.wantErr, tt.wantErrno)
 		})
 	}
 }
@@ -245,7 +209,7 @@ func TestCode2SessionTimeout(t *testing.T) {
 	client := &Client{Timeout: 200 * time.Millisecond}
 	start := time.Now()
 	_, err := client.Code2Session(context.Background(), testApp(srv.URL), platformtest.CodeSlow)
-	e := checkError(t, err, Unavailable, 0)
+	e := wantError(t, err, "code2session", Unavailable, 0)
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
 		t.Errorf("took %v; the 200ms timeout was not applied", elapsed)
 	}
@@ -259,7 +223,7 @@ func TestCode2SessionTimeoutCoversRetryPause(t *testing.T) {
 	client := &Client{Timeout: 200 * time.Millisecond, RetryDelay: time.Minute}
 	start := time.Now()
 	_, err := client.Code2Session(context.Background(), testApp(srv.URL), sandbox.CodeBusy)
-	checkError(t, err, Unavailable, 0)
+	wantError(t, err, "code2session", Unavailable, 0)
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
 		t.Errorf("took %v; the retry pause ignored the timeout", elapsed)
 	}
@@ -277,7 +241,7 @@ func TestCode2SessionContext(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := client.Code2Session(ctx, testApp(srv.URL), "alice")
-		e := checkError(t, err, Unavailable, 0)
+		e := wantError(t, err, "code2session", Unavailable, 0)
 		if !strings.Contains(e.Message, "cancelled") {
 			t.Errorf("Message = %q, want it to say the request was cancelled", e.Message)
 		}
@@ -292,13 +256,13 @@ func TestCode2SessionContext(t *testing.T) {
 			cancel()
 		}()
 		_, err := client.Code2Session(ctx, testApp(srv.URL), "bob")
-		checkError(t, err, Unavailable, 0)
+		wantError(t, err, "code2session", Unavailable, 0)
 	})
 	t.Run("caller's deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		_, err := client.Code2Session(ctx, testApp(srv.URL), "carol")
-		e := checkError(t, err, Unavailable, 0)
+		e := wantError(t, err, "code2session", Unavailable, 0)
 		if !strings.Contains(e.Message, "in time") {
 			t.Errorf("Message = %q, want a timeout message", e.Message)
 		}
@@ -331,7 +295,7 @@ func TestCode2SessionTransportErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.client.Code2Session(context.Background(), testApp(tt.base), "alice")
-			checkError(t, err, Unavailable, 0)
+			wantError(t, err, "code2session", Unavailable, 0)
 		})
 	}
 }
@@ -340,7 +304,7 @@ func TestCode2SessionRejectsCodesLocally(t *testing.T) {
 	srv := platformtest.New(t)
 	for _, code := range []string{"", strings.Repeat("c", 257)} {
 		_, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), code)
-		checkError(t, err, InvalidCode, 0)
+		wantError(t, err, "code2session", InvalidCode, 0)
 	}
 	if got := srv.Calls("/sns/jscode2session"); got != 0 {
 		t.Errorf("platform called %d times, want 0", got)
@@ -357,7 +321,7 @@ func TestCode2SessionSingleUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = client.Code2Session(ctx, testApp(srv.URL), "dave")
-	checkError(t, err, InvalidCode, 40163)
+	wantError(t, err, "code2session", InvalidCode, 40163)
 
 	// The same code in another app is another exchange: another openid,
 	// the same unionid.
@@ -455,7 +419,7 @@ func TestCode2SessionQQAgainstFake(t *testing.T) {
 		t.Errorf("calls to /sns/jscode2session = %d, want 1", got)
 	}
 	_, err = fastClient().Code2Session(context.Background(), app, sandbox.CodeUsed)
-	if e := checkError(t, err, InvalidCode, 40163); !strings.Contains(e.Message, "qq.login") {
+	if e := wantError(t, err, "code2session", InvalidCode, 40163); !strings.Contains(e.Message, "qq.login") {
 		t.Errorf("QQ message %q does not name qq.login", e.Message)
 	}
 }
@@ -492,7 +456,7 @@ func TestCode2SessionSandboxTransport(t *testing.T) {
 
 func TestErrorText(t *testing.T) {
 	e := errcodeError("code2session", 40163, "code been used, rid: 66ab-1 "+testSecret+"\n", nil, testSecret)
-	checkSafe(t, e)
+	checkNoLeak(t, e)
 	got := e.Error()
 	for _, want := range []string{"code2session", "40163", "rid: 66ab-1", "[redacted]"} {
 		if !strings.Contains(got, want) {

@@ -29,7 +29,8 @@ var mustNotLeak = []string{
 
 // wantError asserts err is a *Error with the wanted API, code and errcode,
 // with a Message, and that none of its texts contains anything from
-// mustNotLeak or leaks (access tokens the test saw).
+// mustNotLeak or leaks (access tokens the test saw). Every test of the
+// package's errors goes through it.
 func wantError(t *testing.T, err error, api string, code ErrorCode, errcode int, leaks ...string) *Error {
 	t.Helper()
 	if err == nil {
@@ -50,12 +51,12 @@ func wantError(t *testing.T, err error, api string, code ErrorCode, errcode int,
 }
 
 // checkNoLeak asserts that no text of e contains anything from mustNotLeak
-// or leaks.
+// or leaks, raw or URL-escaped.
 func checkNoLeak(t *testing.T, e *Error, leaks ...string) {
 	t.Helper()
 	for _, text := range []string{e.Error(), e.Message, e.Errmsg} {
 		for _, leak := range append(slices.Clone(mustNotLeak), leaks...) {
-			if leak != "" && strings.Contains(text, leak) {
+			if leak != "" && (strings.Contains(text, leak) || strings.Contains(text, url.QueryEscape(leak))) {
 				t.Errorf("error text %q contains %q", text, leak)
 			}
 		}

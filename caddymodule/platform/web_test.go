@@ -25,38 +25,6 @@ func webApp(base string) App {
 	return App{AppID: testAppID, Secret: testSecret, Kind: WeChatWeb, APIBase: base}
 }
 
-// checkWebError asserts err is a *Error of api with the wanted code and
-// errcode, whose texts carry neither the secret nor any of the tokens nor a
-// URL.
-func checkWebError(t *testing.T, err error, api string, code ErrorCode, errcode int, tokens ...string) *Error {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("got no error, want %s", code)
-	}
-	e := AsError(err)
-	if e == nil {
-		t.Fatalf("error %T %q is not a *platform.Error", err, err)
-	}
-	checkSafe(t, e)
-	for _, text := range []string{e.Error(), e.Message, e.Errmsg} {
-		for _, token := range tokens {
-			if token == "" {
-				continue
-			}
-			if strings.Contains(text, token) || strings.Contains(text, url.QueryEscape(token)) {
-				t.Errorf("error text %q contains the token %q", text, token)
-			}
-		}
-	}
-	if e.Code != code || e.Errcode != errcode || e.API != api {
-		t.Errorf("got %s code %s errcode %d (%q), want %s code %s errcode %d", e.API, e.Code, e.Errcode, e.Error(), api, code, errcode)
-	}
-	if e.Message == "" {
-		t.Error("Message is empty")
-	}
-	return e
-}
-
 // lastRequestClient answers every request with body and records the last one.
 func lastRequestClient(got **http.Request, body string) *Client {
 	return &Client{HTTP: &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
@@ -153,7 +121,7 @@ func TestWebAccessTokenFailures(t *testing.T) {
 		t.Run(tt.code, func(t *testing.T) {
 			srv := platformtest.New(t)
 			_, err := fastClient().WebAccessToken(context.Background(), webApp(srv.URL), tt.code)
-			e := checkWebError(t, err, "oauth2_access_token", tt.wantCode, tt.wantErrno, srv.WebTokens()...)
+			e := wantError(t, err, "oauth2_access_token", tt.wantCode, tt.wantErrno, srv.WebTokens()...)
 			if tt.restart && !strings.Contains(e.Message, "start the web login again") {
 				t.Errorf("Message %q does not tell the browser to start the web login again", e.Message)
 			}
@@ -187,7 +155,7 @@ func TestWebAccessTokenSingleUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = client.WebAccessToken(ctx, webApp(srv.URL), "bob")
-	e := checkWebError(t, err, "oauth2_access_token", InvalidCode, 40163, first.AccessToken)
+	e := wantError(t, err, "oauth2_access_token", InvalidCode, 40163, first.AccessToken)
 	if !strings.Contains(e.Message, "start the web login again") {
 		t.Errorf("Message %q does not tell the browser to start the web login again", e.Message)
 	}
@@ -210,7 +178,7 @@ func TestWebAccessTokenCredentials(t *testing.T) {
 	wrong := webApp(srv.URL)
 	wrong.Secret = testSecret + "-wrong"
 	_, err := fastClient().WebAccessToken(context.Background(), wrong, "carol")
-	checkWebError(t, err, "oauth2_access_token", Unavailable, 40125, wrong.Secret)
+	wantError(t, err, "oauth2_access_token", Unavailable, 40125, wrong.Secret)
 }
 
 func TestWebAccessTokenWithoutUnionID(t *testing.T) {
@@ -229,7 +197,7 @@ func TestWebAccessTokenRejectsLocally(t *testing.T) {
 	ctx := context.Background()
 	for _, code := range []string{"", strings.Repeat("c", 257)} {
 		_, err := fastClient().WebAccessToken(ctx, webApp(srv.URL), code)
-		e := checkWebError(t, err, "oauth2_access_token", InvalidCode, 0)
+		e := wantError(t, err, "oauth2_access_token", InvalidCode, 0)
 		if !strings.Contains(e.Message, "start the web login again") {
 			t.Errorf("Message %q does not tell the browser to start the web login again", e.Message)
 		}
@@ -238,7 +206,7 @@ func TestWebAccessTokenRejectsLocally(t *testing.T) {
 		app := webApp(srv.URL)
 		app.Kind = kind
 		_, err := fastClient().WebAccessToken(ctx, app, "alice")
-		checkWebError(t, err, "oauth2_access_token", Unsupported, 0)
+		wantError(t, err, "oauth2_access_token", Unsupported, 0)
 	}
 	if got := srv.Calls("/sns/oauth2/access_token"); got != 0 {
 		t.Errorf("platform called %d times, want 0", got)
@@ -280,7 +248,7 @@ func TestWebAccessTokenAnswers(t *testing.T) {
 				}
 				return
 			}
-			checkWebError(t, err, "oauth2_access_token", tt.wantErr, tt.wantErrno, testWebToken)
+			wantError(t, err, "oauth2_access_token", tt.wantErr, tt.wantErrno, testWebToken)
 		})
 	}
 }
@@ -298,22 +266,22 @@ func TestWebErrorsHideSecrets(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := fastClient().WebUserInfo(ctx, webApp(base), ws)
-	e := checkWebError(t, err, "userinfo", Unavailable, 40001, testWebToken)
+	e := wantError(t, err, "userinfo", Unavailable, 40001, testWebToken)
 	if !strings.Contains(e.Errmsg, "[redacted]") || !strings.Contains(e.Errmsg, "rid: 1") {
 		t.Errorf("Errmsg = %q, want the rid kept and the secrets redacted", e.Errmsg)
 	}
 	// The exchange sends no web token, so there is none to scrub; the
 	// secret it sends is.
 	_, err = fastClient().WebAccessToken(ctx, webApp(base), "alice")
-	e = checkWebError(t, err, "oauth2_access_token", Unavailable, 40001)
+	e = wantError(t, err, "oauth2_access_token", Unavailable, 40001)
 	if !strings.Contains(e.Message, "appid and secret") {
 		t.Errorf("Message %q: on the exchange, 40001 means the app's credentials", e.Message)
 	}
 
 	_, err = leaky.WebUserInfo(ctx, webApp(""), ws)
-	checkWebError(t, err, "userinfo", Unavailable, 0, testWebToken)
+	wantError(t, err, "userinfo", Unavailable, 0, testWebToken)
 	_, err = leaky.WebAccessToken(ctx, webApp(""), "alice")
-	checkWebError(t, err, "oauth2_access_token", Unavailable, 0, testWebToken)
+	wantError(t, err, "oauth2_access_token", Unavailable, 0, testWebToken)
 }
 
 func TestWebUserInfo(t *testing.T) {
@@ -345,7 +313,7 @@ func TestWebUserInfo(t *testing.T) {
 	// login helps.
 	srv.RevokeTokens()
 	_, err = client.WebUserInfo(ctx, webApp(srv.URL), ws)
-	e := checkWebError(t, err, "userinfo", Unavailable, 40001, ws.AccessToken)
+	e := wantError(t, err, "userinfo", Unavailable, 40001, ws.AccessToken)
 	if !strings.Contains(e.Message, "start the web login again") {
 		t.Errorf("Message %q does not tell the browser to start the web login again", e.Message)
 	}
@@ -354,13 +322,13 @@ func TestWebUserInfo(t *testing.T) {
 	}
 	srv.ExpireTokens()
 	_, err = client.WebUserInfo(ctx, webApp(srv.URL), ws)
-	checkWebError(t, err, "userinfo", Unavailable, 42001, ws.AccessToken)
+	wantError(t, err, "userinfo", Unavailable, 42001, ws.AccessToken)
 
 	// A token that never was.
 	made := *ws
 	made.AccessToken = testWebToken
 	_, err = client.WebUserInfo(ctx, webApp(srv.URL), &made)
-	checkWebError(t, err, "userinfo", Unavailable, 40001, testWebToken)
+	wantError(t, err, "userinfo", Unavailable, 40001, testWebToken)
 }
 
 func TestWebUserInfoRequest(t *testing.T) {
@@ -419,7 +387,7 @@ func TestWebUserInfoAnswers(t *testing.T) {
 			ws := &WebSession{OpenID: openid, UnionID: tt.wsUnionID, AccessToken: testWebToken, Scope: ScopeUserInfo}
 			wu, err := fastClient().WebUserInfo(context.Background(), webApp(cannedServer(t, 200, tt.body)), ws)
 			if tt.wantErr != "" {
-				checkWebError(t, err, "userinfo", tt.wantErr, tt.wantErrno, testWebToken)
+				wantError(t, err, "userinfo", tt.wantErr, tt.wantErrno, testWebToken)
 				return
 			}
 			if err != nil {
@@ -438,12 +406,12 @@ func TestWebUserInfoRejectsLocally(t *testing.T) {
 	ctx := context.Background()
 	for _, ws := range []*WebSession{nil, {OpenID: "o1"}, {AccessToken: testWebToken}, {OpenID: "o1", AccessToken: "a b"}} {
 		_, err := fastClient().WebUserInfo(ctx, webApp(srv.URL), ws)
-		checkWebError(t, err, "userinfo", Unsupported, 0, testWebToken)
+		wantError(t, err, "userinfo", Unsupported, 0, testWebToken)
 	}
 	app := webApp(srv.URL)
 	app.Kind = QQ
 	_, err := fastClient().WebUserInfo(ctx, app, &WebSession{OpenID: "o1", AccessToken: testWebToken})
-	checkWebError(t, err, "userinfo", Unsupported, 0, testWebToken)
+	wantError(t, err, "userinfo", Unsupported, 0, testWebToken)
 	if got := srv.Calls("/sns/userinfo"); got != 0 {
 		t.Errorf("platform called %d times, want 0", got)
 	}
@@ -581,7 +549,7 @@ func TestAuthorizeURLRefusals(t *testing.T) {
 			if e == nil || e.Code != tt.want || e.API != "authorize" || e.Message == "" || got != "" {
 				t.Fatalf("got %q, %#v; want an authorize %s", got, err, tt.want)
 			}
-			checkSafe(t, e)
+			checkNoLeak(t, e)
 		})
 	}
 }
@@ -639,7 +607,7 @@ func TestWebLoginAgainstFake(t *testing.T) {
 	}
 	// The code's second use fails like the real platform's.
 	_, err = client.WebAccessToken(ctx, web, back.Get("code"))
-	checkWebError(t, err, "oauth2_access_token", InvalidCode, 40163, first.AccessToken)
+	wantError(t, err, "oauth2_access_token", InvalidCode, 40163, first.AccessToken)
 
 	// snsapi_base: the exchange says so, and the profile is refused.
 	base, _ := login(web, ScopeBase, "erin")
@@ -647,7 +615,7 @@ func TestWebLoginAgainstFake(t *testing.T) {
 		t.Errorf("snsapi_base login: %v", base)
 	}
 	_, err = client.WebUserInfo(ctx, web, base)
-	checkWebError(t, err, "userinfo", Unavailable, 48001, base.AccessToken)
+	wantError(t, err, "userinfo", Unavailable, 48001, base.AccessToken)
 
 	// QR login: snsapi_login, with a profile.
 	qr := web
