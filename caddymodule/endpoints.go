@@ -90,6 +90,12 @@ func secondsUntil(t, now time.Time) int64 {
 	if d <= 0 {
 		return 0
 	}
+	return ceilSeconds(d)
+}
+
+// ceilSeconds is d in whole seconds, rounded up: what expires_in and
+// Retry-After say.
+func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 

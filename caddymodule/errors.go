@@ -26,7 +26,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	if e.RetryAfter > 0 {
-		hdr.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+		hdr.Set("Retry-After", strconv.FormatInt(ceilSeconds(e.RetryAfter), 10))
 	}
 	if e.Allow != "" {
 		hdr.Set("Allow", e.Allow)

@@ -98,9 +98,10 @@ func userKey(appid, openid string) string {
 
 func errRateLimited(reason string, retry time.Duration) *apiError {
 	retry = max(retry, time.Second) // Retry-After is whole seconds; 0 would invite an instant retry
-	msg := "too many requests from this address; wait " + strconv.Itoa(int((retry+time.Second-1)/time.Second)) + "s (see Retry-After) and try again"
+	wait := "; wait " + strconv.FormatInt(ceilSeconds(retry), 10) + "s (see Retry-After) and try again"
+	msg := "too many requests from this address" + wait
 	if reason == "backoff" {
-		msg = "the platform asked us to slow down for this user; wait " + strconv.Itoa(int((retry+time.Second-1)/time.Second)) + "s (see Retry-After) and try again"
+		msg = "the platform asked us to slow down for this user" + wait
 	}
 	return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: msg, RetryAfter: retry}
 }

@@ -121,8 +121,7 @@ type Handler struct {
 	onlyApp        *platform.App           // set when exactly one mini program is configured
 	webApps        []platform.App          // the web apps, in config order
 	webScopes      map[string]string       // appid → OAuth scope of each web app
-	client         *platform.Client
-	noContentCheck map[string]bool // appids whose operator turned the content check off
+	noContentCheck map[string]bool         // appids whose operator turned the content check off
 	prefix         string
 	avatarURLBase  string // AvatarBase ending in "/"
 	codec          *token.Codec
@@ -285,7 +284,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return platformService{&platform.Service{Client: client}}, nil
 	})
 	h.platform = ps.(platformService).Service
-	client := h.platform.Client
 
 	if h.RateLimit == nil || !h.RateLimit.Off {
 		requests, window := h.rateLimit()
@@ -316,9 +314,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Debug("reusing the in-memory state of the previous config (token cache, revocations)")
 	}
 
-	h.client = client
 	h.logins = &login.Service{
-		Exchanger:   client,
+		Exchanger:   h.platform.Client,
 		Store:       h.store,
 		Codec:       h.codec,
 		AccessTTL:   h.accessTTL,

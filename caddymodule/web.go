@@ -174,14 +174,14 @@ func (h *Handler) serveWebCallback(w http.ResponseWriter, r *http.Request) {
 // profile: it is what the user just agreed to share.
 func (h *Handler) webLogin(r *http.Request, app platform.App, code string) (*login.Result, error) {
 	ctx := r.Context()
-	ws, err := h.client.WebAccessToken(ctx, app, code)
+	ws, err := h.platform.Client.WebAccessToken(ctx, app, code)
 	if err != nil {
 		return nil, err
 	}
 	var profile *session.Profile
 	unionID := ws.UnionID
 	if ws.ProfileGranted() {
-		wu, err := h.client.WebUserInfo(ctx, app, ws)
+		wu, err := h.platform.Client.WebUserInfo(ctx, app, ws)
 		if err != nil {
 			return nil, err
 		}
