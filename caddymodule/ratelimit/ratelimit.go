@@ -39,6 +39,11 @@ type Limiter struct {
 type shard struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	// swept is when the shard was last swept. A full shard is swept again
+	// for room at most once per request's share of the window (sooner no
+	// bucket can have refilled by a whole request), so that a flood of new
+	// addresses does not make every one of its requests scan the shard.
+	swept time.Time
 }
 
 // bucket is one key's allowance.
@@ -124,7 +129,7 @@ func (l *Limiter) bucket(key string, now time.Time, create bool) (*shard, *bucke
 		s.mu.Unlock()
 		return s, nil
 	}
-	if len(s.buckets) >= l.maxPer {
+	if len(s.buckets) >= l.maxPer && now.Sub(s.swept) >= l.perToken {
 		l.sweepShard(s, now)
 	}
 	if len(s.buckets) < l.maxPer {
@@ -162,6 +167,7 @@ func (l *Limiter) Sweep(now time.Time) {
 }
 
 func (l *Limiter) sweepShard(s *shard, now time.Time) {
+	s.swept = now
 	for key, b := range s.buckets {
 		if now.Before(b.until) {
 			continue

@@ -164,3 +164,22 @@ func BenchmarkAllow(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAllowFloodWhenFull: a flood of never-seen addresses against a
+// full limiter, the case where each new key looks for room.
+func BenchmarkAllowFloodWhenFull(b *testing.B) {
+	l := New(2, time.Minute, 1<<14)
+	now := time.Now()
+	for i := range 1 << 15 {
+		l.Allow(fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), now)
+	}
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("172.16.%d.%d", i>>8, i&255)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l.Allow(keys[i%len(keys)], now)
+	}
+}
