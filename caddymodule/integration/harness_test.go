@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,9 +76,26 @@ const (
 	hs256Line     = "\t\tsigning_key {env." + signingKeyEnv + "}\n"
 )
 
+// adminPortEnv overrides the admin port of the test Caddy (caddytest's
+// default, 2999), so that two checkouts can run this package at once on
+// one machine without loading configs into each other's Caddy.
+const adminPortEnv = "WXAUTH_TEST_ADMIN_PORT"
+
+// adminURL is the test Caddy's admin API, e.g. http://localhost:2999.
+var adminURL string
+
 func TestMain(m *testing.M) {
 	os.Setenv(secretEnv, testSecret)
 	os.Setenv(signingKeyEnv, testSigningKey)
+	if p := os.Getenv(adminPortEnv); p != "" {
+		port, err := strconv.Atoi(p)
+		if err != nil || port <= 0 || port > 65535 {
+			fmt.Fprintf(os.Stderr, "%s=%q: want a port number\n", adminPortEnv, p)
+			os.Exit(2)
+		}
+		caddytest.Default.AdminPort = port
+	}
+	adminURL = fmt.Sprintf("http://localhost:%d", caddytest.Default.AdminPort)
 	os.Exit(m.Run())
 }
 
@@ -132,7 +150,7 @@ func (g *gateway) load(cfg gatewayConfig) {
 	upstream := strings.TrimPrefix(g.Upstream.URL, "http://")
 	after := strings.NewReplacer("{api_base}", g.Platform.URL, "{upstream}", upstream).Replace(cfg.AfterSite)
 	caddyfile := fmt.Sprintf(`{
-	admin localhost:2999
+	admin localhost:%d
 	persist_config off
 	storage %s %s
 	log {
@@ -150,7 +168,7 @@ func (g *gateway) load(cfg gatewayConfig) {
 	reverse_proxy %s
 }
 %s
-`, storage, g.DataDir, g.LogPath, cfg.Global, g.URL, block, cfg.Extra, upstream, after)
+`, caddytest.Default.AdminPort, storage, g.DataDir, g.LogPath, cfg.Global, g.URL, block, cfg.Extra, upstream, after)
 
 	tester := caddytest.NewTester(t)
 	tester.InitServer(caddyfile, "caddyfile")

@@ -52,7 +52,7 @@ func TestMetricsScrape(t *testing.T) {
 	// behind the gate, and not on the public site.
 	port := e2etest.FreePort(t)
 	g := startGateway(t, gatewayConfig{AfterSite: fmt.Sprintf("http://127.0.0.1:%d {\n\tmetrics\n}\n", port)})
-	const admin = "http://localhost:2999/metrics"
+	admin := adminURL + "/metrics"
 	site := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	before := scrape(t, admin)
 

@@ -235,7 +235,7 @@ func TestLiteralSecretsStayOutOfOurLogs(t *testing.T) {
 // caddytest's failure dump print, and what Caddy writes to autosave.json.
 func adminConfig(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get("http://localhost:2999/config/")
+	resp, err := http.Get(adminURL + "/config/")
 	if err != nil {
 		t.Fatal(err)
 	}
