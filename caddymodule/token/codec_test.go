@@ -253,6 +253,36 @@ func TestExpired(t *testing.T) {
 	}
 }
 
+// Logout takes an expired token of ours, and nothing else an expired
+// token could be: forged, another key's, another issuer's.
+func TestVerifyIgnoringExpiry(t *testing.T) {
+	key := testEd25519Key(t)
+	c := NewEd25519Codec(key)
+	token, expires, err := c.Issue(testIdentity(), testNow, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := expires.Add(48 * time.Hour)
+	id, exp, err := c.VerifyIgnoringExpiry(token, later)
+	if err != nil || id != testIdentity() || !exp.Equal(expires) {
+		t.Fatalf("VerifyIgnoringExpiry(expired) = %+v, %v, %v", id, exp, err)
+	}
+	if _, _, err := c.Verify(token, later); !errors.Is(err, ErrExpired) {
+		t.Fatalf("Verify(expired) = %v, want ErrExpired", err)
+	}
+	other := NewEd25519Codec(testEd25519Key(t))
+	forged, _, _ := other.Issue(testIdentity(), testNow, time.Minute)
+	tampered := token[:len(token)-3] + "AAA"
+	claims := jwt.MapClaims{"sub": "o", "sid": "s", "app": "a", "iss": "someone-else",
+		"iat": testNow.Unix(), "exp": testNow.Add(time.Minute).Unix()}
+	wrongIssuer := sign(t, jwt.SigningMethodEdDSA, key, c.KeyID(), claims)
+	for name, tok := range map[string]string{"another key": forged, "tampered": tampered, "another issuer": wrongIssuer, "garbage": "x.y.z"} {
+		if _, _, err := c.VerifyIgnoringExpiry(tok, later); err == nil || errors.Is(err, ErrExpired) {
+			t.Errorf("%s: VerifyIgnoringExpiry = %v, want it refused", name, err)
+		}
+	}
+}
+
 func TestNewHS256CodecRejectsShortSecret(t *testing.T) {
 	secret := []byte("short-secret-value-0123456789ab") // 31 bytes
 	_, err := NewHS256Codec(secret)
