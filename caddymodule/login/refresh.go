@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"slices"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -41,8 +41,14 @@ func newRefreshToken(sessionID string) (plain, hash string, err error) {
 const maxRefreshTokenLength = 128
 
 // Refresh trades a refresh token for a new access token and a new refresh
-// token; the old refresh token is spent. Presenting a spent token again
-// means two parties hold it, so the whole session is revoked.
+// token; the old refresh token is spent.
+//
+// A spent token presented again within the refresh grace of its spending
+// is a retry (a lost answer, two tabs, a client retrying in parallel): it
+// gets the same successor, following the chain to the session's current
+// refresh token if that has been spent in turn, so one live refresh token
+// remains. Past the grace, presenting a spent token means two parties hold
+// it, and the whole session is revoked.
 func (s *Service) Refresh(ctx context.Context, refresh string) (*Result, error) {
 	sid, _, ok := strings.Cut(refresh, ".")
 	if !ok || len(refresh) > maxRefreshTokenLength || !session.ValidID(sid) {
@@ -54,38 +60,51 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Result, error) 
 		if sess.Revoked {
 			return false, ErrRevoked
 		}
-		presented := token.HashRefreshToken(refresh)
-		if subtle.ConstantTimeCompare([]byte(presented), []byte(sess.RefreshHash)) != 1 {
-			if slices.Contains(sess.SpentHashes, presented) {
-				// Theft (or a client bug that replays): end the session
-				// for everyone holding any of its tokens.
-				s.revokeLocked(sess, now)
-				return true, ErrRevoked
-			}
-			return false, ErrRefreshInvalid
-		}
-		if !now.Before(sess.RefreshExpires) {
-			return false, ErrRefreshExpired
-		}
 		if s.Apps != nil {
 			if _, ok := s.Apps(sess.AppID); !ok {
 				return false, ErrRefreshInvalid // the app was removed from the config
 			}
 		}
+		presented := token.HashRefreshToken(refresh)
+		if subtle.ConstantTimeCompare([]byte(presented), []byte(sess.RefreshHash)) != 1 {
+			spent := sess.FindSpent(presented)
+			if spent == nil {
+				return false, ErrRefreshInvalid
+			}
+			current, retry := s.successor(sess, refresh, now)
+			if !retry {
+				// Theft (or a client bug that replays): end the session
+				// for everyone holding any of its tokens.
+				s.revokeLocked(sess, now)
+				return true, ErrRevoked
+			}
+			var save bool
+			var err error
+			res, save, err = s.retried(ctx, sess, current, now)
+			return save, err
+		}
+		if !now.Before(sess.RefreshExpires) {
+			return false, ErrRefreshExpired
+		}
+		user, err := s.user(ctx, sess)
+		if err != nil {
+			return false, err
+		}
 		next, nextHash, err := newRefreshToken(sess.ID)
 		if err != nil {
 			return false, err
 		}
+		spent := session.SpentRefresh{}
+		if s.RefreshGrace > 0 {
+			sealed, err := token.SealSuccessor(refresh, next, sess.ID)
+			if err != nil {
+				return false, err
+			}
+			spent = session.SpentRefresh{GraceUntil: now.Add(s.RefreshGrace), Successor: sealed}
+		}
 		// Each refresh token lives refresh_ttl from its issue: a user who
 		// comes back within that time stays logged in indefinitely.
-		sess.Spend(nextHash, now.Add(s.RefreshTTL))
-		user, err := s.Store.LoadUser(ctx, sess.AppID, sess.OpenID)
-		if errors.Is(err, session.ErrNotFound) {
-			user, err = &session.User{AppID: sess.AppID, OpenID: sess.OpenID}, nil
-		}
-		if err != nil {
-			return false, err
-		}
+		sess.Spend(nextHash, now.Add(s.RefreshTTL), spent, now)
 		res, err = s.result(sess, user, next, now)
 		return err == nil, err
 	})
@@ -95,22 +114,131 @@ func (s *Service) Refresh(ctx context.Context, refresh string) (*Result, error) 
 	return res, nil
 }
 
+// successor follows a spent refresh token to the session's current one
+// through the successors sealed during their grace. It reports false when
+// a token on the way is past its grace (or was spent without one): then
+// the presented token is a replay, not a retry.
+func (s *Service) successor(sess *session.Session, spentToken string, now time.Time) (string, bool) {
+	t := spentToken
+	for range session.MaxSpentHashes {
+		spent := sess.FindSpent(token.HashRefreshToken(t))
+		if spent == nil || spent.Successor == nil || !now.Before(spent.GraceUntil) {
+			return "", false
+		}
+		next, err := token.OpenSuccessor(t, spent.Successor, sess.ID)
+		if err != nil {
+			return "", false
+		}
+		if token.HashRefreshToken(next) == sess.RefreshHash {
+			return next, true
+		}
+		t = next
+	}
+	return "", false
+}
+
+// retried answers a refresh retried within the grace: the current refresh
+// token again, and an access token for the session. That access token
+// expires with the newest one already issued, so a retry writes nothing;
+// only when that one is about to expire is a full-length one issued (and
+// the session saved, for its revocation's sake).
+func (s *Service) retried(ctx context.Context, sess *session.Session, current string, now time.Time) (*Result, bool, error) {
+	user, err := s.user(ctx, sess)
+	if err != nil {
+		return nil, false, err
+	}
+	if ttl := sess.AccessExpires.Sub(now); ttl >= minRetryAccessTTL {
+		access, expires, err := s.Codec.Issue(IdentityOf(sess, user), now, ttl)
+		if err != nil {
+			return nil, false, fmt.Errorf("issuing the access token: %w", err)
+		}
+		return &Result{AccessToken: access, AccessExpires: expires, RefreshToken: current, Session: sess, User: user, Retried: true}, false, nil
+	}
+	res, err := s.result(sess, user, current, now)
+	if err != nil {
+		return nil, false, err
+	}
+	res.Retried = true
+	return res, true, nil
+}
+
+// minRetryAccessTTL: a retried refresh whose newest access token has less
+// than this left gets a fresh one instead.
+const minRetryAccessTTL = 10 * time.Second
+
+// user is the session's user as stored, or what the session knows of them.
+func (s *Service) user(ctx context.Context, sess *session.Session) (*session.User, error) {
+	user, err := s.Store.LoadUser(ctx, sess.AppID, sess.OpenID)
+	if errors.Is(err, session.ErrNotFound) {
+		return &session.User{AppID: sess.AppID, OpenID: sess.OpenID}, nil
+	}
+	return user, err
+}
+
 // Logout revokes the session: its refresh token stops refreshing, and its
 // access tokens are refused by every node within the revocation sync bound
 // (at once on this node).
 func (s *Service) Logout(ctx context.Context, sid string) error {
 	return s.withSessionLock(ctx, sid, func(sess *session.Session) (bool, error) {
-		if sess.Revoked {
-			// Revoked already. Publish again in case a previous attempt
-			// failed between its two writes, then say so.
-			if err := s.publishRevocation(ctx, sess); err != nil {
-				return false, err
-			}
-			return false, ErrRevoked
-		}
-		s.revokeLocked(sess, s.now())
-		return true, nil
+		return s.endLocked(ctx, sess)
 	})
+}
+
+// endLocked revokes sess for a logout, under its lock.
+func (s *Service) endLocked(ctx context.Context, sess *session.Session) (save bool, err error) {
+	if sess.Revoked {
+		// Revoked already. Publish again in case a previous attempt
+		// failed between its two writes, then say so.
+		if err := s.publishRevocation(ctx, sess); err != nil {
+			return false, err
+		}
+		return false, ErrRevoked
+	}
+	s.revokeLocked(sess, s.now())
+	return true, nil
+}
+
+// LogoutWithRefresh revokes the session a refresh token belongs to, be it
+// the current token or a spent one (a browser's logout, when its access
+// cookie is gone). It returns the session, for the user's name in logs and
+// for logging the user out everywhere.
+func (s *Service) LogoutWithRefresh(ctx context.Context, refresh string) (*session.Session, error) {
+	sid, _, ok := strings.Cut(refresh, ".")
+	if !ok || len(refresh) > maxRefreshTokenLength || !session.ValidID(sid) {
+		return nil, ErrRefreshInvalid
+	}
+	var ended *session.Session
+	err := s.withSessionLock(ctx, sid, func(sess *session.Session) (bool, error) {
+		presented := token.HashRefreshToken(refresh)
+		if subtle.ConstantTimeCompare([]byte(presented), []byte(sess.RefreshHash)) != 1 && sess.FindSpent(presented) == nil {
+			return false, ErrRefreshInvalid // a guess must not end anyone's session
+		}
+		ended = sess
+		return s.endLocked(ctx, sess)
+	})
+	return ended, err
+}
+
+// LogoutUser revokes every session of app's user openid (a stolen phone,
+// an operator's order) and reports how many were live.
+func (s *Service) LogoutUser(ctx context.Context, appid, openid string) (int, error) {
+	sessions, err := s.Store.UserSessions(ctx, appid, openid)
+	if err != nil {
+		return 0, err
+	}
+	ended := 0
+	var errs []error
+	for _, sess := range sessions {
+		switch err := s.Logout(ctx, sess.ID); {
+		case err == nil:
+			ended++
+		case errors.Is(err, ErrRevoked), errors.Is(err, ErrRefreshInvalid):
+			// Ended before, or swept meanwhile.
+		default:
+			errs = append(errs, err)
+		}
+	}
+	return ended, errors.Join(errs...)
 }
 
 // revokeLocked marks sess revoked; withSessionLock saves it and publishes
@@ -125,6 +253,9 @@ func (s *Service) revokeLocked(sess *session.Session, now time.Time) {
 // it. The lock makes refresh and logout of one session atomic across every
 // node sharing the storage: two nodes cannot both spend one refresh token.
 func (s *Service) withSessionLock(ctx context.Context, sid string, fn func(*session.Session) (save bool, err error)) error {
+	mu := &s.sessionLocks[maphash.String(sessionLockSeed, sid)%uint64(len(s.sessionLocks))]
+	mu.Lock()
+	defer mu.Unlock()
 	storage := s.Store.Storage()
 	lock := session.SessionLockName(sid)
 	if err := storage.Lock(ctx, lock); err != nil {
@@ -155,9 +286,11 @@ func (s *Service) withSessionLock(ctx context.Context, sid string, fn func(*sess
 }
 
 // publishRevocation tells this node at once and the others through storage.
+// The revocation lasts until the session's newest access token expires, as
+// the session recorded it when the token was issued: the access_ttl of this
+// node's configuration may be shorter than the one that issued it.
 func (s *Service) publishRevocation(ctx context.Context, sess *session.Session) error {
-	// Access tokens issued before the revocation live at most AccessTTL.
-	until := sess.RevokedAt.Add(s.AccessTTL)
+	until := sess.RevocationUntil(sess.RevokedAt, s.AccessTTL)
 	if s.Revocations != nil {
 		s.Revocations.Add(sess.ID, until)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -31,7 +32,11 @@ type Service struct {
 	Codec      *token.Codec
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
-	Now        func() time.Time // nil means time.Now
+	// RefreshGrace is how long a spent refresh token, presented again,
+	// is a retry answered with its successor rather than theft. 0 turns
+	// retries off.
+	RefreshGrace time.Duration
+	Now          func() time.Time // nil means time.Now
 
 	// Apps looks up a configured app; refresh refuses sessions of apps
 	// that are no longer configured.
@@ -46,7 +51,16 @@ type Service struct {
 	Revocations *session.Revocations
 
 	initOnce sync.Once
+
+	// sessionLocks queue this node's changes to one session (parallel
+	// refreshes from tabs) before the storage lock, so that they wait
+	// their turn here instead of each polling the storage lock (which
+	// file storage checks once a second). Striped: no per-session memory.
+	sessionLocks [64]sync.Mutex
 }
+
+// sessionLockSeed spreads sessions over Service.sessionLocks.
+var sessionLockSeed = maphash.MakeSeed()
 
 // Result is a new login session, ready to be answered to the client.
 type Result struct {
@@ -55,6 +69,9 @@ type Result struct {
 	RefreshToken  string
 	Session       *session.Session
 	User          *session.User
+	// Retried: a refresh retried within the grace, answered with the
+	// refresh token the first attempt was given.
+	Retried bool
 }
 
 func (s *Service) now() time.Time {
@@ -158,7 +175,7 @@ func (s *Service) exchange(ctx context.Context, app platform.App, code string, n
 // calls it after the code exchange; the web login calls it after its own.
 func (s *Service) StartSession(ctx context.Context, app platform.App, user *session.User) (*Result, error) {
 	now := s.now()
-	id, err := session.NewSessionID()
+	id, err := session.NewSessionID(app.AppID, user.OpenID)
 	if err != nil {
 		return nil, err
 	}
@@ -175,18 +192,24 @@ func (s *Service) StartSession(ctx context.Context, app platform.App, user *sess
 		RefreshHash:    refreshHash,
 		RefreshExpires: now.Add(s.RefreshTTL),
 	}
+	res, err := s.result(sess, user, refresh, now)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.Store.SaveSession(ctx, sess); err != nil {
 		return nil, fmt.Errorf("saving the new session: %w", err)
 	}
-	return s.result(sess, user, refresh, now)
+	return res, nil
 }
 
-// result issues an access token for sess and packs the answer.
+// result issues an access token for sess, records its expiry in sess (the
+// caller saves it) and packs the answer.
 func (s *Service) result(sess *session.Session, user *session.User, refresh string, now time.Time) (*Result, error) {
 	access, expires, err := s.Codec.Issue(IdentityOf(sess, user), now, s.AccessTTL)
 	if err != nil {
 		return nil, fmt.Errorf("issuing the access token: %w", err)
 	}
+	sess.IssuedAccess(expires)
 	return &Result{AccessToken: access, AccessExpires: expires, RefreshToken: refresh, Session: sess, User: user}, nil
 }
 

@@ -90,6 +90,9 @@ func (r *Revocations) Sync(ctx context.Context, now time.Time) error {
 	next := make(map[string]time.Time, len(keys))
 	changed := false
 	for _, key := range keys {
+		if !isRecordKey(key) {
+			continue
+		}
 		id := strings.TrimSuffix(path.Base(key), ".json")
 		if until, ok := old[id]; ok {
 			if now.Before(until) {

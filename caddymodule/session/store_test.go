@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +87,7 @@ func TestUserRoundTrip(t *testing.T) {
 func TestSessionRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
-	id, err := NewSessionID()
+	id, err := NewSessionID("wx123", "o-abc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,15 +584,16 @@ func TestCodeStoredUnderHash(t *testing.T) {
 }
 
 func TestNewSessionID(t *testing.T) {
-	urlSafe := regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+	urlSafe := regexp.MustCompile(`^[A-Za-z0-9_-]{34}$`)
 	seen := make(map[string]bool)
+	tag := userTag("wx123", "o-abc")
 	for i := 0; i < 1000; i++ {
-		id, err := NewSessionID()
+		id, err := NewSessionID("wx123", "o-abc")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !urlSafe.MatchString(id) {
-			t.Fatalf("NewSessionID() = %q, want 22 URL-safe characters", id)
+			t.Fatalf("NewSessionID() = %q, want 34 URL-safe characters", id)
 		}
 		// A session id is used as a storage key, so it must pass ValidID.
 		if !ValidID(id) {
@@ -601,5 +603,65 @@ func TestNewSessionID(t *testing.T) {
 			t.Fatalf("NewSessionID() repeated %q", id)
 		}
 		seen[id] = true
+		// Every session of one user starts with the user's tag: their folder.
+		if !strings.HasPrefix(id, tag) {
+			t.Fatalf("NewSessionID() = %q does not start with the user's tag %q", id, tag)
+		}
+	}
+	if other, _ := NewSessionID("wx123", "o-abd"); strings.HasPrefix(other, tag) {
+		t.Error("two users share a session folder")
+	}
+}
+
+// The sessions of one user are found without reading anyone else's, and
+// sessions stored before the per-user layout are still found.
+func TestUserSessions(t *testing.T) {
+	ctx := context.Background()
+	s, dir := newTestStore(t)
+	var want []string
+	for range 3 {
+		id, _ := NewSessionID("wx123", "o-amy")
+		want = append(want, id)
+		if err := s.SaveSession(ctx, &Session{ID: id, AppID: "wx123", OpenID: "o-amy"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, _ := NewSessionID("wx123", "o-bob")
+	legacyAmy, legacyBob := "AAAAAAAAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBBBBBBBB"
+	for _, sess := range []*Session{
+		{ID: other, AppID: "wx123", OpenID: "o-bob"},
+		{ID: legacyAmy, AppID: "wx123", OpenID: "o-amy", Revoked: true},
+		{ID: legacyBob, AppID: "wx123", OpenID: "o-bob"},
+		{ID: "CCCCCCCCCCCCCCCCCCCCCC", AppID: "wx999", OpenID: "o-amy"}, // the same openid in another app
+	} {
+		if err := s.SaveSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = append(want, legacyAmy)
+	got, err := s.UserSessions(ctx, "wx123", "o-amy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, sess := range got {
+		ids = append(ids, sess.ID)
+	}
+	slices.Sort(ids)
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("UserSessions = %v, want %v", ids, want)
+	}
+	tag, first := userTag("wx123", "o-amy"), ids[0]
+	if first == legacyAmy {
+		first = ids[1]
+	}
+	for _, f := range storedFiles(t, dir) {
+		if strings.Contains(f, first) && f != Prefix+"/sessions/"+tag[:2]+"/"+tag+"/"+first+".json" {
+			t.Errorf("session stored at %s, want under the user's folder", f)
+		}
+	}
+	if none, err := s.UserSessions(ctx, "wx123", "o-nobody"); err != nil || len(none) != 0 {
+		t.Errorf("UserSessions(nobody) = %v, %v", none, err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
 )
 
 // SweepLockName is the storage lock held by the node that sweeps.
@@ -19,6 +21,7 @@ type SweepStats struct {
 	Sessions    int  // expired sessions removed
 	Codes       int  // expired code records removed
 	Revocations int  // revocation records removed (their tokens all expired)
+	Avatars     int  // replaced avatar images removed after their grace
 	Kept        int  // live sessions left alone
 }
 
@@ -28,7 +31,8 @@ type sweepState struct {
 
 // Sweep removes what has expired at now: sessions whose refresh token has
 // expired, code records past the code's life, revocation records past the
-// life of the session's access tokens. Users are kept (they hold profiles).
+// life of the session's access tokens, and avatar images replaced longer
+// than avatar.ReplacedGrace ago. Users are kept (they hold profiles).
 //
 // Every node calls it on a timer; the storage lock and the stored time of
 // the last sweep make it run on one node at a time, and about once per
@@ -47,7 +51,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, interval time.Duration
 	}
 
 	var errs []error
-	errs = append(errs, s.sweepDir(ctx, sessionsDir, func(key string) (bool, error) {
+	errs = append(errs, s.sweepDir(ctx, sessionsDir, true, func(key string) (bool, error) {
 		var sess Session
 		if err := s.load(ctx, key, &sess); err != nil {
 			return false, err
@@ -59,7 +63,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, interval time.Duration
 		stats.Sessions++
 		return true, nil
 	}))
-	errs = append(errs, s.sweepDir(ctx, codesDir, func(key string) (bool, error) {
+	errs = append(errs, s.sweepDir(ctx, codesDir, false, func(key string) (bool, error) {
 		var rec CodeRecord
 		if err := s.load(ctx, key, &rec); err != nil {
 			return false, err
@@ -70,7 +74,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, interval time.Duration
 		}
 		return expired, nil
 	}))
-	errs = append(errs, s.sweepDir(ctx, revokedDir, func(key string) (bool, error) {
+	errs = append(errs, s.sweepDir(ctx, revokedDir, false, func(key string) (bool, error) {
 		var rec Revocation
 		if err := s.load(ctx, key, &rec); err != nil {
 			return false, err
@@ -81,15 +85,35 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, interval time.Duration
 		}
 		return expired, nil
 	}))
+	removed, err := s.avatars.SweepDiscarded(ctx, now, avatar.ReplacedGrace, s.currentAvatar)
+	stats.Avatars = removed
+	errs = append(errs, err)
 	errs = append(errs, s.save(ctx, sweepStateKey, sweepState{Last: now}))
 	return stats, errors.Join(errs...)
 }
 
-// sweepDir deletes every record in dir that expired says is expired. A
-// record that cannot be read is left alone and reported: deleting what we
-// do not understand could drop a live session.
-func (s *Store) sweepDir(ctx context.Context, dir string, expired func(key string) (bool, error)) error {
-	keys, err := s.storage.List(ctx, dir, false)
+// currentAvatar is the avatar URL in the profile of (appid, openid) now,
+// "" for none.
+func (s *Store) currentAvatar(ctx context.Context, appid, openid string) (string, error) {
+	u, err := s.LoadUser(ctx, appid, openid)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", err
+	case u.Profile == nil:
+		return "", nil
+	}
+	return u.Profile.AvatarURL, nil
+}
+
+// sweepDir deletes every record in dir (and its sub-folders, when
+// recursive) that expired says is expired. A record that cannot be read is
+// left alone and reported: deleting what we do not understand could drop a
+// live session. What is not a record at all (a folder, a temporary file a
+// crash left behind) is skipped without a word.
+func (s *Store) sweepDir(ctx context.Context, dir string, recursive bool, expired func(key string) (bool, error)) error {
+	keys, err := s.storage.List(ctx, dir, recursive)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -100,6 +124,9 @@ func (s *Store) sweepDir(ctx context.Context, dir string, expired func(key strin
 	for _, key := range keys {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if !isRecordKey(key) {
+			continue
 		}
 		gone, err := expired(key)
 		if err != nil {

@@ -186,14 +186,77 @@ func TestRevocationsRunStopsWithContext(t *testing.T) {
 }
 
 func TestSpendKeepsABoundedHistory(t *testing.T) {
-	s := &Session{RefreshHash: "h0"}
+	now := time.Now()
+	s := &Session{RefreshHash: "h0", SpentHashes: []string{"legacy"}}
 	for i := 1; i <= MaxSpentHashes+5; i++ {
-		s.Spend("h"+string(rune('a'+i)), time.Now())
+		s.Spend("h"+string(rune('a'+i)), now, SpentRefresh{}, now)
 	}
-	if len(s.SpentHashes) != MaxSpentHashes {
-		t.Errorf("kept %d spent hashes, want %d", len(s.SpentHashes), MaxSpentHashes)
+	if len(s.Spent) != MaxSpentHashes || len(s.SpentHashes) != 0 {
+		t.Errorf("kept %d spent hashes (%d legacy), want %d", len(s.Spent), len(s.SpentHashes), MaxSpentHashes)
 	}
-	if s.SpentHashes[len(s.SpentHashes)-1] == s.RefreshHash {
+	if s.Spent[len(s.Spent)-1].Hash == s.RefreshHash || s.FindSpent(s.RefreshHash) != nil {
 		t.Error("the current hash is listed as spent")
+	}
+}
+
+// A record written before the refresh grace still knows its spent tokens.
+func TestSpendReadsLegacySpentHashes(t *testing.T) {
+	now := time.Now()
+	s := &Session{RefreshHash: "h1", SpentHashes: []string{"h0"}}
+	if sp := s.FindSpent("h0"); sp == nil || sp.Successor != nil {
+		t.Fatalf("FindSpent(legacy) = %+v", sp)
+	}
+	s.Spend("h2", now, SpentRefresh{GraceUntil: now.Add(time.Minute), Successor: []byte("sealed")}, now)
+	if s.FindSpent("h0") == nil || s.FindSpent("h1") == nil || s.FindSpent("h1").Successor == nil {
+		t.Errorf("spent after a rotation: %+v", s.Spent)
+	}
+	// Once the grace is over, the sealed successor is not kept.
+	s.Spend("h3", now.Add(2*time.Minute), SpentRefresh{}, now.Add(2*time.Minute))
+	if s.FindSpent("h1").Successor != nil {
+		t.Error("a sealed successor outlived its grace")
+	}
+}
+
+func TestRevocationUntil(t *testing.T) {
+	now := time.Now()
+	s := &Session{RefreshExpires: now.Add(30 * 24 * time.Hour)}
+	s.IssuedAccess(now.Add(2 * time.Hour))
+	s.IssuedAccess(now.Add(time.Hour)) // an older token: no change
+	if got := s.RevocationUntil(now, 3*time.Second); !got.Equal(now.Add(2 * time.Hour)) {
+		t.Errorf("RevocationUntil = %v, want the newest access token's expiry", got)
+	}
+	legacy := &Session{RefreshExpires: now.Add(time.Hour)}
+	if got := legacy.RevocationUntil(now, 3*time.Second); !got.Equal(now.Add(time.Hour)) {
+		t.Errorf("legacy RevocationUntil = %v, want the refresh expiry", got)
+	}
+	if got := legacy.RevocationUntil(now, 2*time.Hour); !got.Equal(now.Add(2 * time.Hour)) {
+		t.Errorf("legacy RevocationUntil = %v, want now + the fallback", got)
+	}
+}
+
+// A crash can leave file storage's temporary files beside the records; the
+// sweep skips them instead of calling them corrupt records every time.
+func TestSweepSkipsWhatIsNotARecord(t *testing.T) {
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	s := NewStore(storage)
+	id, _ := NewSessionID("wxa", "o1")
+	if err := s.SaveSession(ctx, &Session{ID: id, AppID: "wxa", OpenID: "o1", RefreshExpires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, leftover := range []string{sessionsDir + "/1234567890", userSessionsDir(id[:userTagLength]) + "/987654321", codesDir + "/55555", revokedDir + "/4444"} {
+		if err := storage.Store(ctx, leftover, []byte("half a rec")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := s.Sweep(ctx, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatalf("the sweep reported leftovers as records: %v", err)
+	}
+	if stats.Kept != 1 {
+		t.Errorf("stats = %+v, want the one live session kept", stats)
+	}
+	if err := NewRevocations(s).Sync(ctx, time.Now()); err != nil {
+		t.Fatal(err)
 	}
 }
