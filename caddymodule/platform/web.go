@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/profile/valid"
 )
 
 // DefaultOpenBase is where WeChat's web authorize pages are, for
@@ -40,15 +40,6 @@ const maxStateLen = 128
 // maxScopeLen bounds the scope an exchange answer may carry; real ones are
 // one scope name, at most a few joined by commas.
 const maxScopeLen = 128
-
-// Bounds on the profile /sns/userinfo answers. A nickname is cut rather than
-// refused (the user cannot change what WeChat sends, and the login should not
-// fail over it); an avatar URL out of bounds is dropped. 64 characters is
-// also what the plugin accepts for a nickname a user posts.
-const (
-	maxNicknameRunes = 64
-	maxHeadImgURLLen = 1024
-)
 
 // A web login code works once and the browser cannot get a new one on its
 // own: every failure a fresh login can fix says so.
@@ -275,8 +266,8 @@ func (c *Client) WebUserInfo(ctx context.Context, app App, ws *WebSession) (*Web
 	return &WebUser{
 		OpenID:     answer.OpenID,
 		UnionID:    unionID,
-		Nickname:   cleanNickname(answer.Nickname),
-		HeadImgURL: cleanHeadImgURL(answer.HeadImgURL),
+		Nickname:   valid.SanitizeNickname(answer.Nickname),
+		HeadImgURL: headImgURL(answer.HeadImgURL),
 	}, nil
 }
 
@@ -422,28 +413,11 @@ func validScope(s string) bool {
 	return true
 }
 
-// cleanNickname makes a platform nickname fit for headers and pages: valid
-// UTF-8, no control characters, trimmed, at most maxNicknameRunes.
-func cleanNickname(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if utf8.RuneCountInString(s) > maxNicknameRunes {
-		s = strings.TrimSpace(string([]rune(s)[:maxNicknameRunes]))
-	}
-	return s
-}
-
-// cleanHeadImgURL keeps an avatar URL that is an absolute http(s) URL of at
-// most maxHeadImgURLLen bytes, and drops anything else: it goes upstream in
-// X-WX-AVATAR and into pages.
-func cleanHeadImgURL(s string) string {
-	if len(s) > maxHeadImgURLLen || !absoluteHTTPURL(s) {
+// headImgURL keeps an avatar URL that passes the profile rules, and drops
+// anything else: it goes upstream in X-WX-AVATAR and into pages, and a
+// profile without the picture beats a failed login.
+func headImgURL(s string) string {
+	if valid.AvatarURL(s) != nil {
 		return ""
 	}
 	return s

@@ -46,7 +46,9 @@ func (s *Service) Phone(ctx context.Context, app platform.App, openid, code stri
 		return nil, err
 	}
 
-	phone, err := s.Phones.PhoneNumber(ctx, app, code)
+	phone, err := callPlatform(s, app, openid, "getuserphonenumber", func() (*platform.Phone, error) {
+		return s.Phones.PhoneNumber(ctx, app, code)
+	})
 	if err != nil {
 		return nil, err
 	}

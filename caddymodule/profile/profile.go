@@ -14,24 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/profile/valid"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 	"github.com/wxauth/caddy-wxauth/caddymodule/userdata"
-)
-
-// Limits on what a client may set. WeChat nicknames are far shorter; the
-// bound keeps tokens and headers, which carry the nickname, small.
-const (
-	MaxNicknameRunes  = 64
-	MaxAvatarURLBytes = 1024
 )
 
 // Checker asks the platform whether content a user supplied may be shown
@@ -47,13 +37,28 @@ type PhoneSource interface {
 	PhoneNumber(ctx context.Context, app platform.App, code string) (*platform.Phone, error)
 }
 
-// Service updates users' profiles and phone numbers. Fill every field but Now.
+// Backoff remembers users the platform asked to slow down (errcode 45011).
+// *ratelimit.Limiter implements it.
+type Backoff interface {
+	Block(key string, now time.Time, d time.Duration)
+	Blocked(key string, now time.Time) (bool, time.Duration)
+}
+
+// Service updates users' profiles and phone numbers. Fill every field but
+// Now and Backoff.
 type Service struct {
 	Users   *session.Store
 	Avatars *avatar.Store
 	Checker Checker
 	Phones  PhoneSource
 	Now     func() time.Time // nil means time.Now
+
+	// Backoff, when set, keeps a user the platform answered 45011 for from
+	// reaching the platform again until it said to retry: asking within
+	// its minute would only be refused again and count against the app.
+	// Only the calls that would reach the platform are refused; nothing
+	// else of the user's, and no one else, is.
+	Backoff Backoff
 
 	// codeLocks serialise the exchanges of one phone code on this node.
 	// Striped: a fixed array, no per-code allocation.
@@ -117,15 +122,7 @@ func (s *Service) Update(ctx context.Context, app platform.App, openid string, c
 			return nil, err
 		}
 	}
-	if c.AvatarImage != nil {
-		id, err := s.Avatars.Save(ctx, c.AvatarImage)
-		if err != nil {
-			return nil, err
-		}
-		u := c.AvatarBase + id
-		avatarURL = &u
-	}
-	return s.Users.UpdateUser(ctx, app.AppID, openid, func(u *session.User) error {
+	apply := func(u *session.User) {
 		p := session.Profile{}
 		if u.Profile != nil {
 			p = *u.Profile
@@ -137,7 +134,59 @@ func (s *Service) Update(ctx context.Context, app platform.App, openid string, c
 			p.AvatarURL = *avatarURL
 		}
 		u.Profile = &p
+	}
+	if c.AvatarImage == nil {
+		return s.storeProfile(ctx, app, openid, apply)
+	}
+	var user *session.User
+	_, err = s.Avatars.Save(ctx, app.AppID, openid, c.AvatarImage, func(id string) error {
+		u := c.AvatarBase + id
+		avatarURL = &u
+		var err error
+		user, err = s.storeProfile(ctx, app, openid, apply)
+		return err
+	})
+	return user, err
+}
+
+// storeProfile changes the stored user with apply, and notes an image of
+// ours that the change replaced, for the sweep to remove after its grace.
+func (s *Service) storeProfile(ctx context.Context, app platform.App, openid string, apply func(u *session.User)) (*session.User, error) {
+	var replaced string
+	user, err := s.Users.UpdateUser(ctx, app.AppID, openid, func(u *session.User) error {
+		before := ""
+		if u.Profile != nil {
+			before = u.Profile.AvatarURL
+		}
+		apply(u)
+		if u.Profile == nil || u.Profile.AvatarURL != before {
+			replaced = before
+		}
 		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if replaced != "" {
+		// Best effort: the change is stored; an image not noted only stays
+		// in storage, as every image did before replaced ones were removed.
+		_ = s.Avatars.Discard(ctx, replaced, app.AppID, openid, s.now())
+	}
+	return user, nil
+}
+
+// FromPlatform stores the profile and unionid the platform gave for app's
+// user openid (the web login's userinfo); nil or "" keeps what is stored.
+// The platform's profile is the user's own WeChat profile, shared just now:
+// it is not put through the content check.
+func (s *Service) FromPlatform(ctx context.Context, app platform.App, openid, unionID string, p *session.Profile) (*session.User, error) {
+	return s.storeProfile(ctx, app, openid, func(u *session.User) {
+		if unionID != "" {
+			u.UnionID = unionID
+		}
+		if p != nil {
+			u.Profile = p
+		}
 	})
 }
 
@@ -150,7 +199,9 @@ func (s *Service) check(ctx context.Context, app platform.App, openid string, ni
 			return err
 		}
 		if current == nil || current.Profile == nil || current.Profile.Nickname != *nickname {
-			v, err := s.Checker.CheckText(ctx, app, openid, *nickname)
+			v, err := callPlatform(s, app, openid, "msgSecCheck", func() (platform.Verdict, error) {
+				return s.Checker.CheckText(ctx, app, openid, *nickname)
+			})
 			if err != nil {
 				return err
 			}
@@ -160,7 +211,9 @@ func (s *Service) check(ctx context.Context, app platform.App, openid string, ni
 		}
 	}
 	if image != nil {
-		v, err := s.Checker.CheckImage(ctx, app, image)
+		v, err := callPlatform(s, app, openid, "img_sec_check", func() (platform.Verdict, error) {
+			return s.Checker.CheckImage(ctx, app, image)
+		})
 		if err != nil {
 			return err
 		}
@@ -169,6 +222,31 @@ func (s *Service) check(ctx context.Context, app platform.App, openid string, ni
 		}
 	}
 	return nil
+}
+
+// callPlatform makes one platform call on behalf of app's user openid,
+// unless the user is backing off after a 45011, and starts that backoff
+// when the platform answers 45011 now.
+func callPlatform[T any](s *Service, app platform.App, openid, api string, call func() (T, error)) (T, error) {
+	var zero T
+	key := BackoffKey(app.AppID, openid)
+	if s.Backoff != nil {
+		if blocked, retry := s.Backoff.Blocked(key, s.now()); blocked {
+			return zero, &platform.Error{Code: platform.RateLimited, API: api, RetryAfter: retry,
+				Message: "the platform asked us to slow down for this user; wait and try again (see Retry-After)"}
+		}
+	}
+	v, err := call()
+	if pe := platform.AsError(err); pe != nil && pe.Errcode == 45011 && s.Backoff != nil {
+		s.Backoff.Block(key, s.now(), pe.RetryAfter)
+	}
+	return v, err
+}
+
+// BackoffKey is the key of a user's backoff. It cannot collide with a
+// rate limiter's client key, which is an IP address or network.
+func BackoffKey(appid, openid string) string {
+	return "user:" + appid + "/" + openid
 }
 
 // validate checks a change's shape and returns the nickname and avatar URL
@@ -204,35 +282,22 @@ func validate(c Change) (nickname, avatarURL *string, err error) {
 	return nickname, avatarURL, nil
 }
 
-// cleanNickname trims a nickname and refuses what cannot be shown: nothing
-// at all, invalid UTF-8, control characters, or too many characters.
+// cleanNickname trims a nickname and refuses what cannot be shown (see
+// valid.Nickname).
 func cleanNickname(n string) (string, error) {
-	n = strings.TrimSpace(n)
-	switch {
-	case n == "":
-		return "", &InputError{`"nickname" is empty`}
-	case !utf8.ValidString(n):
-		return "", &InputError{`"nickname" is not valid UTF-8`}
-	case utf8.RuneCountInString(n) > MaxNicknameRunes:
-		return "", &InputError{fmt.Sprintf(`"nickname" is longer than %d characters`, MaxNicknameRunes)}
-	case strings.IndexFunc(n, unicode.IsControl) >= 0:
-		return "", &InputError{`"nickname" contains control characters`}
+	n, err := valid.Nickname(n)
+	if err != nil {
+		return "", &InputError{err.Error()}
 	}
 	return n, nil
 }
 
-// checkAvatarURL accepts an absolute http(s) URL such as the ones
-// getUserProfile returns. The URL goes upstream in X-WX-AVATAR and into
-// pages, so nothing else is accepted: no other scheme, no credentials, no
-// whitespace or control characters.
+// checkAvatarURL accepts the URL of an avatar the client got from the
+// platform (see valid.AvatarURL): it goes upstream in X-WX-AVATAR and
+// into pages.
 func checkAvatarURL(s string) error {
-	bad := &InputError{`"avatar_url" must be an absolute http or https URL of at most 1024 bytes, such as the avatarUrl getUserProfile returns`}
-	if s == "" || len(s) > MaxAvatarURLBytes || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
-		return bad
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		return bad
+	if err := valid.AvatarURL(s); err != nil {
+		return &InputError{err.Error()}
 	}
 	return nil
 }
@@ -307,11 +372,10 @@ func (s *Service) ApplyEncrypted(ctx context.Context, app platform.App, user *se
 	if avatarURL != "" && checkAvatarURL(avatarURL) != nil {
 		avatarURL = "" // a profile without the picture beats no profile
 	}
-	return s.Users.UpdateUser(ctx, app.AppID, user.OpenID, func(u *session.User) error {
+	return s.storeProfile(ctx, app, user.OpenID, func(u *session.User) {
 		u.Profile = &session.Profile{Nickname: nickname, AvatarURL: avatarURL}
 		if u.UnionID == "" && session.ValidID(info.UnionID) {
 			u.UnionID = info.UnionID
 		}
-		return nil
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
 	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/caddymodule/profile/valid"
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 	"github.com/wxauth/caddy-wxauth/caddymodule/userdata"
 )
@@ -101,10 +102,10 @@ func TestUpdateStoresAndKeepsWhatIsNotChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Profile.Nickname != "小明😀" || u.Profile.AvatarURL != "https://gw.example/wx/avatar/"+avatar.ID(pngImage) {
+	if u.Profile.Nickname != "小明😀" || u.Profile.AvatarURL != "https://gw.example/wx/avatar/"+avatar.ID(app.AppID, openid, pngImage) {
 		t.Fatalf("after an avatar upload profile = %+v", u.Profile)
 	}
-	if _, _, err := s.Avatars.Load(ctx, avatar.ID(pngImage)); err != nil {
+	if _, _, err := s.Avatars.Load(ctx, avatar.ID(app.AppID, openid, pngImage)); err != nil {
 		t.Fatalf("uploaded avatar not stored: %v", err)
 	}
 	if len(f.texts) != 1 || f.images != 1 {
@@ -128,14 +129,14 @@ func TestUpdateRefusalsStoreNothing(t *testing.T) {
 	}{
 		{"nothing", Change{}, isInput},
 		{"empty nickname", Change{Nickname: ptr(" ")}, isInput},
-		{"long nickname", Change{Nickname: ptr(strings.Repeat("名", MaxNicknameRunes+1))}, isInput},
+		{"long nickname", Change{Nickname: ptr(strings.Repeat("名", valid.MaxNicknameRunes+1))}, isInput},
 		{"control character", Change{Nickname: ptr("a\x00b")}, isInput},
 		{"newline", Change{Nickname: ptr("a\nX-WX-OPENID: x")}, isInput},
 		{"invalid UTF-8", Change{Nickname: ptr("a\xffb")}, isInput},
 		{"ftp avatar", Change{AvatarURL: ptr("ftp://x/a.png")}, isInput},
 		{"avatar with credentials", Change{AvatarURL: ptr("https://u:p@x/a.png")}, isInput},
 		{"avatar with a space", Change{AvatarURL: ptr("https://x/a b.png")}, isInput},
-		{"long avatar", Change{AvatarURL: ptr("https://x/" + strings.Repeat("a", MaxAvatarURLBytes))}, isInput},
+		{"long avatar", Change{AvatarURL: ptr("https://x/" + strings.Repeat("a", valid.MaxAvatarURLBytes))}, isInput},
 		{"both avatars", Change{AvatarURL: ptr("https://x/a.png"), AvatarImage: pngImage}, isInput},
 		{"not an image", Change{AvatarImage: []byte("<svg/>")}, func(err error) bool { return errors.Is(err, ErrNotImage) }},
 		{"too large", Change{AvatarImage: append(append([]byte(nil), pngImage...), make([]byte, avatar.MaxSize)...)}, func(err error) bool { return errors.Is(err, ErrTooLarge) }},
@@ -152,7 +153,7 @@ func TestUpdateRefusalsStoreNothing(t *testing.T) {
 			if _, err := s.Users.LoadUser(ctx, app.AppID, openid); !errors.Is(err, session.ErrNotFound) {
 				t.Errorf("a refused change stored a user record (err %v)", err)
 			}
-			if _, _, err := s.Avatars.Load(ctx, avatar.ID(c.change.AvatarImage)); !errors.Is(err, avatar.ErrNotFound) {
+			if _, _, err := s.Avatars.Load(ctx, avatar.ID(app.AppID, openid, c.change.AvatarImage)); !errors.Is(err, avatar.ErrNotFound) {
 				t.Errorf("a refused change stored the avatar")
 			}
 		})
@@ -305,5 +306,42 @@ func TestPhoneOncePerCode(t *testing.T) {
 	f.fail = nil
 	if u, err := s.Phone(ctx, app, "o-2", "code-2"); err != nil || u.Phone == nil {
 		t.Errorf("retry after a failure = %+v, %v", u, err)
+	}
+}
+
+// An uploaded avatar that the user replaces is removed by the sweep once
+// its grace has passed; the one in use is not, nor one set again.
+func TestReplacedAvatarIsSweptAfterItsGrace(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t)
+	now := time.Now()
+	s.Now = func() time.Time { return now }
+	first := append(append([]byte(nil), pngImage...), "first"...)
+	second := append(append([]byte(nil), pngImage...), "second"...)
+	const base = "https://gw.example/wx/avatar/"
+	upload := func(img []byte) {
+		t.Helper()
+		if _, err := s.Update(ctx, app, openid, Change{AvatarImage: img, AvatarBase: base}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upload(first)
+	upload(second)
+	// A URL from the platform replaces the second image too; then the
+	// second comes back: it must stay.
+	if _, err := s.Update(ctx, app, openid, Change{AvatarURL: ptr("https://thirdwx.qlogo.cn/x/132")}, false); err != nil {
+		t.Fatal(err)
+	}
+	upload(second)
+
+	stats, err := s.Users.Sweep(ctx, now.Add(avatar.ReplacedGrace+time.Hour), time.Hour)
+	if err != nil || stats.Avatars != 1 {
+		t.Fatalf("sweep: %+v, %v; want the first image removed", stats, err)
+	}
+	if _, _, err := s.Avatars.Load(ctx, avatar.ID(app.AppID, openid, first)); !errors.Is(err, avatar.ErrNotFound) {
+		t.Errorf("the replaced image is still stored: %v", err)
+	}
+	if _, _, err := s.Avatars.Load(ctx, avatar.ID(app.AppID, openid, second)); err != nil {
+		t.Errorf("the image in use was removed: %v", err)
 	}
 }
