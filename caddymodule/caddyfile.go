@@ -51,6 +51,8 @@ func parseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //	    avatar_base <url>
 //	    rate_limit <requests> <window> | off
 //	    platform_concurrency <n>
+//	    refresh_grace <duration>
+//	    trusted_origins <origin>...
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -146,6 +148,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("platform_concurrency %q: want a positive number of calls, such as 16", s)
 			}
 			h.PlatformConcurrency = n
+		case "refresh_grace":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			grace, err := caddy.ParseDuration(v)
+			if err != nil || grace < 0 {
+				return d.Errf("refresh_grace %q: want a duration such as 30s, or 0 to turn retries off", v)
+			}
+			g := caddy.Duration(grace)
+			h.RefreshGrace = &g
+		case "trusted_origins":
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
+				return d.Err("trusted_origins needs at least one origin, such as https://shop.example.com")
+			}
+			h.TrustedOrigins = append(h.TrustedOrigins, origins...)
 		default:
 			return d.Errf("unrecognized wxauth option %q", opt)
 		}

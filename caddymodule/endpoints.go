@@ -189,74 +189,196 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInvalidRequest(`"refresh_token" is required: post {"refresh_token": "<from the last session answer>"}`))
 		return
 	}
-	res, err := h.logins.Refresh(r.Context(), req.RefreshToken)
-	if err != nil {
-		result := h.writeSessionError(w, "refresh", err)
-		if errors.Is(err, login.ErrRevoked) {
-			h.logger.Warn("refresh", zap.String("result", result),
-				zap.String("detail", "the session is revoked: logged out, or a spent refresh token was presented again and the session was ended"))
-		} else {
-			h.logger.Info("refresh", zap.String("result", result))
-		}
-		h.metrics.Refreshes.WithLabelValues(result).Inc()
+	res, e := h.refresh(r, req.RefreshToken)
+	if e != nil {
+		writeError(w, e)
 		return
+	}
+	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
+}
+
+// refresh trades a refresh token (posted, or a browser's cookie) and logs
+// and counts the outcome, retries within the grace included.
+func (h *Handler) refresh(r *http.Request, refreshToken string) (*login.Result, *apiError) {
+	res, err := h.logins.Refresh(r.Context(), refreshToken)
+	if err != nil {
+		e := h.sessionError("refresh", err)
+		if errors.Is(err, login.ErrRevoked) {
+			h.logger.Warn("refresh", zap.String("result", e.Code),
+				zap.String("detail", "the session is revoked: logged out, or a spent refresh token was presented again after its grace and the session was ended"))
+		} else {
+			h.logger.Info("refresh", zap.String("result", e.Code))
+		}
+		h.metrics.Refreshes.WithLabelValues(e.Code).Inc()
+		return nil, e
+	}
+	result := "ok"
+	if res.Retried {
+		result = "retried" // within the grace: the same successor again
 	}
 	h.logger.Info("refresh",
 		zap.String("appid", res.Session.AppID),
 		zap.String("openid", res.Session.OpenID),
-		zap.String("result", "ok"))
-	h.metrics.Refreshes.WithLabelValues("ok").Inc()
-	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
+		zap.String("result", result))
+	h.metrics.Refreshes.WithLabelValues(result).Inc()
+	return res, nil
 }
 
+// logoutRequest is the optional body of POST /wx/logout.
+type logoutRequest struct {
+	// Everywhere ends every session of the user in this app, not only
+	// this one (a stolen phone).
+	Everywhere bool `json:"everywhere"`
+}
+
+// serveLogout ends the session of whatever credential the request carries:
+// a Bearer token or the access cookie (expired ones too: logging out must
+// not need a refresh first), or else the refresh cookie. A browser's
+// cookies are cleared whatever happens, unless the request came from
+// another site's page: that one ends nothing and clears nothing.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		writeError(w, errMethod(http.MethodPost))
 		return
 	}
-	v, e := h.requireToken(r)
-	if e != nil {
-		h.clearSessionCookies(w, r) // a browser's dead session goes too
-		h.logger.Info("logout", zap.String("result", e.Code))
-		writeError(w, e)
+	cred := h.logoutCredential(r)
+	if cred.fromCookie && h.crossOrigin.Check(r) != nil {
+		h.logger.Info("logout", zap.String("result", "forbidden_origin"))
+		writeError(w, errForbiddenOrigin())
 		return
 	}
-	h.clearSessionCookies(w, r)
-	if err := h.logins.Logout(r.Context(), v.id.SessionID); err != nil {
-		result := h.writeSessionError(w, "logout", err)
-		h.logger.Info("logout",
-			zap.String("appid", v.id.AppID),
-			zap.String("openid", v.id.OpenID),
-			zap.String("result", result))
+	h.clearSessionCookies(w)
+	var req logoutRequest
+	if hasBody(r) {
+		if e := decodeJSON(w, r, &req); e != nil {
+			writeError(w, e)
+			return
+		}
+	}
+	if cred.err != nil {
+		h.logger.Info("logout", zap.String("result", cred.err.Code))
+		writeError(w, cred.err)
 		return
+	}
+	ended, err := h.endSessions(r, &cred, req.Everywhere)
+	result := "ok"
+	if err != nil {
+		result = h.writeSessionError(w, "logout", err)
 	}
 	h.logger.Info("logout",
-		zap.String("appid", v.id.AppID),
-		zap.String("openid", v.id.OpenID),
-		zap.String("result", "ok"))
+		zap.String("appid", cred.appID),
+		zap.String("openid", cred.openID),
+		zap.Bool("everywhere", req.Everywhere),
+		zap.Int("sessions_ended", ended),
+		zap.String("result", result))
+	if err != nil {
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// logoutCredential is the session a logout names.
+type logoutCredential struct {
+	sessionID     string // "" when only a refresh token names it
+	refresh       string // the refresh cookie, when it is what names the session
+	appID, openID string
+	fromCookie    bool
+	err           *apiError
+}
+
+// logoutCredential finds the session a logout is for: from the Bearer token,
+// else from the access cookie, else from the refresh cookie. A token that
+// has expired still names its session; one that is not ours names none.
+func (h *Handler) logoutCredential(r *http.Request) logoutCredential {
+	raw, bearer := bearerToken(r)
+	var cred logoutCredential
+	if !bearer {
+		cred.fromCookie = true
+		if c, err := r.Cookie(tokenCookie); err == nil && c.Value != "" {
+			raw = c.Value
+		}
+		if c, err := r.Cookie(refreshCookie); err == nil && c.Value != "" {
+			cred.refresh = c.Value
+		}
+		if raw == "" && cred.refresh == "" {
+			cred.fromCookie = false
+			cred.err = errLoginRequired()
+			return cred
+		}
+	}
+	if raw != "" {
+		id, _, err := h.codec.VerifyIgnoringExpiry(raw, time.Now())
+		if err == nil {
+			if h.state.revocations.Revoked(id.SessionID) {
+				cred.err = errTokenRevoked()
+			}
+			cred.sessionID, cred.appID, cred.openID = id.SessionID, id.AppID, id.OpenID
+			return cred
+		}
+		if bearer || cred.refresh == "" {
+			cred.err = tokenError(err)
+			return cred
+		}
+		// A bad access cookie: the refresh cookie may still name the session.
+	}
+	return cred
+}
+
+// endSessions ends the credential's session, or with everywhere every
+// session of its user, and says how many it ended. A session that has
+// ended already ends nothing more: its tokens prove nothing now.
+func (h *Handler) endSessions(r *http.Request, cred *logoutCredential, everywhere bool) (int, error) {
+	ctx := r.Context()
+	if cred.sessionID != "" {
+		if err := h.logins.Logout(ctx, cred.sessionID); err != nil {
+			return 0, err
+		}
+	} else {
+		sess, err := h.logins.LogoutWithRefresh(ctx, cred.refresh)
+		if sess != nil {
+			cred.appID, cred.openID = sess.AppID, sess.OpenID
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if !everywhere {
+		return 1, nil
+	}
+	n, err := h.logins.LogoutUser(ctx, cred.appID, cred.openID)
+	return n + 1, err
+}
+
+// hasBody reports whether the request has a body to read.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && (r.ContentLength > 0 || r.ContentLength == -1)
 }
 
 // writeSessionError answers the errors of refresh and logout, and returns
 // the answer's error code.
 func (h *Handler) writeSessionError(w http.ResponseWriter, op string, err error) string {
-	var e *apiError
-	switch {
-	case errors.Is(err, login.ErrRevoked):
-		e = errTokenRevoked()
-	case errors.Is(err, login.ErrRefreshExpired):
-		e = errRefreshExpired()
-	case errors.Is(err, login.ErrRefreshInvalid) && op == "logout":
-		e = errTokenInvalid() // the session is gone from storage
-	case errors.Is(err, login.ErrRefreshInvalid):
-		e = errRefreshInvalid()
-	default:
-		h.logger.Error(op+" failed", zap.Error(err))
-		e = errInternal()
-	}
+	e := h.sessionError(op, err)
 	writeError(w, e)
 	return e.Code
+}
+
+// sessionError maps the errors of refresh and logout onto the contract,
+// logging those that are ours.
+func (h *Handler) sessionError(op string, err error) *apiError {
+	switch {
+	case errors.Is(err, login.ErrRevoked):
+		return errTokenRevoked()
+	case errors.Is(err, login.ErrRefreshExpired):
+		return errRefreshExpired()
+	case errors.Is(err, login.ErrRefreshInvalid) && op == "logout":
+		return errTokenInvalid() // the session is gone from storage
+	case errors.Is(err, login.ErrRefreshInvalid):
+		return errRefreshInvalid()
+	default:
+		h.logger.Error(op+" failed", zap.Error(err))
+		return errInternal()
+	}
 }
 
 // appFor picks the app a request names, or the only one configured.

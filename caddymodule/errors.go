@@ -102,6 +102,11 @@ func errTokenRevoked() *apiError {
 		Message: "this session has ended (logged out, or its refresh token was used twice); log in again"}
 }
 
+func errForbiddenOrigin() *apiError {
+	return &apiError{Status: http.StatusForbidden, Code: "forbidden_origin",
+		Message: "this request carries the session cookie but was sent by a page of another origin; send it from this site's own pages, or have the operator add that origin to trusted_origins"}
+}
+
 func errRefreshInvalid() *apiError {
 	return &apiError{Status: http.StatusUnauthorized, Code: "token_invalid",
 		Message: "the refresh token is not valid here; log in again"}

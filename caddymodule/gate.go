@@ -51,6 +51,7 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	if e == errNoCredentials {
 		if h.Optional {
 			h.metrics.GateAnonymous.Inc()
+			stripGatewayCookies(r.Header)
 			return next.ServeHTTP(w, r)
 		}
 		e = errLoginRequired()
@@ -71,9 +72,7 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	// the credential.
 	h.metrics.GateAllowed.Inc()
 	r.Header.Del("Authorization")
-	if v.fromCookie {
-		removeCookie(r, tokenCookie)
-	}
+	stripGatewayCookies(r.Header)
 	v.headers.Apply(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	v.placeholders.set(repl)
@@ -133,6 +132,12 @@ func (h *Handler) authenticate(r *http.Request) (*verified, *apiError) {
 			return nil, errNoCredentials
 		}
 		raw, fromCookie = c.Value, true
+		// The browser sends the cookie with whatever page asked: a page of
+		// another origin (a sibling subdomain, another port) must not act
+		// for the user. Bearer tokens are sent only by their holder's code.
+		if h.crossOrigin.Check(r) != nil {
+			return nil, errForbiddenOrigin()
+		}
 	}
 	v, err := h.verify(raw)
 	if err != nil {
@@ -228,17 +233,5 @@ func tokenError(err error) *apiError {
 		return errTokenExpired()
 	default:
 		return errTokenInvalid()
-	}
-}
-
-// removeCookie drops one cookie from the request's Cookie headers, so the
-// token cookie, like the Authorization header, never reaches the upstream.
-func removeCookie(r *http.Request, name string) {
-	cookies := r.Cookies()
-	r.Header.Del("Cookie")
-	for _, c := range cookies {
-		if c.Name != name {
-			r.AddCookie(c)
-		}
 	}
 }

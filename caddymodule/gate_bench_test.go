@@ -58,7 +58,7 @@ func benchIdentity(i int) token.Identity {
 		UnionID:   sandbox.UnionID(code),
 		Source:    platform.WeChat.Source(),
 		Nickname:  "小明🐱",
-		AvatarURL: "https://api.example.com/wx/avatar/" + avatar.ID([]byte(code)),
+		AvatarURL: "https://api.example.com/wx/avatar/" + avatar.ID("wxbench", code, []byte(code)),
 		Phone:     "+8613800138000",
 	}
 }

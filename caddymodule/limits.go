@@ -3,12 +3,12 @@ package caddymodule
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
 	"github.com/wxauth/caddy-wxauth/caddymodule/ratelimit"
 )
 
@@ -29,31 +29,15 @@ func (h *Handler) allow(w http.ResponseWriter, r *http.Request, endpoint string)
 	if h.limiter == nil {
 		return true
 	}
+	h.warnUntrustedForwarding(r)
 	key := clientKey(r)
 	now := time.Now()
 	ok, retry := h.limiter.Allow(key, now)
 	if ok {
 		return true
 	}
-	reason := "client_ip"
-	if blocked, _ := h.limiter.Blocked(key, now); blocked {
-		reason = "backoff"
-	}
-	h.refuse(w, endpoint, reason, retry)
+	h.refuse(w, endpoint, "client_ip", retry)
 	return false
-}
-
-// backedOff answers 429 and returns true while a user is in a backoff
-// after the platform's 45011.
-func (h *Handler) backedOff(w http.ResponseWriter, endpoint, key string) bool {
-	if h.limiter == nil {
-		return false
-	}
-	blocked, retry := h.limiter.Blocked(key, time.Now())
-	if blocked {
-		h.refuse(w, endpoint, "backoff", retry)
-	}
-	return blocked
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, endpoint, reason string, retry time.Duration) {
@@ -61,23 +45,29 @@ func (h *Handler) refuse(w http.ResponseWriter, endpoint, reason string, retry t
 	// Debug: a flood must not become a flood of log lines.
 	h.logger.Debug("rate limited", zap.String("endpoint", endpoint), zap.String("reason", reason),
 		zap.Duration("retry_after", retry))
-	writeError(w, errRateLimited(reason, retry))
+	writeError(w, errRateLimited(retry))
 }
 
-// backOffAfter starts a backoff when the platform answered its own
-// frequency limit (45011): asking again within its minute would only be
-// refused again and count against the app. The platform's limit is per
-// user: a logged-in user (openid known) backs off; a login, whose user is
-// not known before the exchange, backs off the client's address instead.
-func (h *Handler) backOffAfter(r *http.Request, appid, openid string, pe *platform.Error) {
-	if h.limiter == nil || pe.Errcode != 45011 {
+// untrustedForwardingWarned makes the warning of warnUntrustedForwarding
+// one per node (process), not one per request or per config.
+var untrustedForwardingWarned atomic.Bool
+
+// warnUntrustedForwarding tells the operator, once, that requests come
+// through a proxy Caddy does not trust: Caddy then takes the proxy's
+// address as the client's, and every client behind it shares one
+// allowance of the rate limit.
+func (h *Handler) warnUntrustedForwarding(r *http.Request) {
+	if r.Header.Get("X-Forwarded-For") == "" || untrustedForwardingWarned.Load() {
 		return
 	}
-	key := clientKey(r)
-	if openid != "" {
-		key = userKey(appid, openid)
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		return
 	}
-	h.limiter.Block(key, time.Now(), pe.RetryAfter)
+	if untrustedForwardingWarned.CompareAndSwap(false, true) {
+		h.logger.Warn("requests arrive with X-Forwarded-For from an address that trusted_proxies does not cover: "+
+			"the rate limit counts every client behind that proxy as one; add the proxy to the server's trusted_proxies",
+			zap.String("remote_addr", r.RemoteAddr))
+	}
 }
 
 // clientKey is the rate-limit key of the request's client: Caddy's client
@@ -90,18 +80,8 @@ func clientKey(r *http.Request) string {
 	return ratelimit.ClientKey(ip)
 }
 
-// userKey is the backoff key of a logged-in user. It cannot collide with
-// a client key, which is an IP address or network.
-func userKey(appid, openid string) string {
-	return "user:" + appid + "/" + openid
-}
-
-func errRateLimited(reason string, retry time.Duration) *apiError {
+func errRateLimited(retry time.Duration) *apiError {
 	retry = max(retry, time.Second) // Retry-After is whole seconds; 0 would invite an instant retry
-	wait := "; wait " + strconv.FormatInt(ceilSeconds(retry), 10) + "s (see Retry-After) and try again"
-	msg := "too many requests from this address" + wait
-	if reason == "backoff" {
-		msg = "the platform asked us to slow down for this user" + wait
-	}
+	msg := "too many requests from this address; wait " + strconv.FormatInt(ceilSeconds(retry), 10) + "s (see Retry-After) and try again"
 	return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: msg, RetryAfter: retry}
 }

@@ -46,8 +46,12 @@ const (
 	DefaultRateLimitWindow   = time.Minute
 	// DefaultPlatformConcurrency is the calls in flight per app and node.
 	DefaultPlatformConcurrency = 16
-	minSigningKeyLength        = 32
-	defaultTokenCacheBytes     = token.DefaultCacheMaxCost
+	// DefaultRefreshGrace covers a retry after a lost answer and tabs
+	// refreshing at once, and is short enough that a stolen spent token is
+	// of little use.
+	DefaultRefreshGrace    = 30 * time.Second
+	minSigningKeyLength    = 32
+	defaultTokenCacheBytes = token.DefaultCacheMaxCost
 )
 
 // Handler is the wxauth gateway: it serves the login endpoints under its
@@ -117,6 +121,17 @@ type Handler struct {
 	// app on this node. Default 16.
 	PlatformConcurrency int `json:"platform_concurrency,omitempty"`
 
+	// RefreshGrace is how long after a refresh token is spent a client
+	// may present it again and get the same successor (a lost answer,
+	// parallel tabs) instead of being taken for a thief. Default 30s; 0
+	// turns it off.
+	RefreshGrace *caddy.Duration `json:"refresh_grace,omitempty"`
+
+	// TrustedOrigins are origins (scheme://host[:port]) besides the site's
+	// own whose pages may send cookie-authenticated unsafe requests (POST,
+	// PUT, DELETE, ...) to the endpoints and through the gate.
+	TrustedOrigins []string `json:"trusted_origins,omitempty"`
+
 	apps           map[string]platform.App // by appid, secrets resolved
 	onlyApp        *platform.App           // set when exactly one mini program is configured
 	webApps        []platform.App          // the web apps, in config order
@@ -138,6 +153,7 @@ type Handler struct {
 	limiter        *ratelimit.Limiter // nil with rate_limit off
 	limiterKey     string
 	metrics        *metrics.Metrics
+	crossOrigin    *http.CrossOriginProtection // refuses other origins' cookie-authenticated unsafe requests
 }
 
 // RateLimit is the per-client-IP limit: Requests per Window, in bursts of
@@ -208,6 +224,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.accessTTL = durationOr(h.AccessTTL, DefaultAccessTTL)
 	refreshTTL := durationOr(h.RefreshTTL, DefaultRefreshTTL)
+
+	h.crossOrigin = http.NewCrossOriginProtection()
+	for _, origin := range h.TrustedOrigins {
+		if err := h.crossOrigin.AddTrustedOrigin(origin); err != nil {
+			return fmt.Errorf("wxauth: trusted_origins: %w", err)
+		}
+	}
 
 	h.avatarURLBase = h.AvatarBase
 	if h.avatarURLBase != "" && !strings.HasSuffix(h.avatarURLBase, "/") {
@@ -315,20 +338,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.logins = &login.Service{
-		Exchanger:   h.platform.Client,
-		Store:       h.store,
-		Codec:       h.codec,
-		AccessTTL:   h.accessTTL,
-		RefreshTTL:  refreshTTL,
-		Apps:        h.app,
-		Flights:     h.state.flights,
-		Revocations: h.state.revocations,
+		Exchanger:    h.platform.Client,
+		Store:        h.store,
+		Codec:        h.codec,
+		AccessTTL:    h.accessTTL,
+		RefreshTTL:   refreshTTL,
+		RefreshGrace: h.refreshGrace(),
+		Apps:         h.app,
+		Flights:      h.state.flights,
+		Revocations:  h.state.revocations,
 	}
 	h.profiles = &profile.Service{
 		Users:   h.store,
 		Avatars: h.avatars,
 		Checker: h.platform,
 		Phones:  h.platform,
+	}
+	if h.limiter != nil {
+		h.profiles.Backoff = h.limiter
 	}
 	return nil
 }
@@ -461,7 +488,34 @@ func (h *Handler) checkConfig() error {
 	if h.PlatformConcurrency < 0 {
 		return errors.New("wxauth: platform_concurrency must be positive")
 	}
+	if h.RefreshGrace != nil && (*h.RefreshGrace < 0 || time.Duration(*h.RefreshGrace) > durationOr(h.RefreshTTL, DefaultRefreshTTL)) {
+		return errors.New("wxauth: refresh_grace must be between 0 (off) and refresh_ttl; the default is 30s")
+	}
+	for _, origin := range h.TrustedOrigins {
+		if err := checkOrigin(origin); err != nil {
+			return fmt.Errorf("wxauth: trusted_origins: %w", err)
+		}
+	}
 	return nil
+}
+
+// checkOrigin accepts what a browser sends as Origin: scheme://host[:port]
+// and nothing else, so that an entry cannot silently never match.
+func checkOrigin(origin string) error {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(origin, "/") || origin != strings.ToLower(u.Scheme)+"://"+u.Host {
+		return fmt.Errorf("%q is not an origin: write it as a browser sends it, such as https://shop.example.com or http://127.0.0.1:8081", origin)
+	}
+	return nil
+}
+
+// refreshGrace is the configured grace, or its default.
+func (h *Handler) refreshGrace() time.Duration {
+	if h.RefreshGrace == nil {
+		return DefaultRefreshGrace
+	}
+	return time.Duration(*h.RefreshGrace)
 }
 
 // rateLimit is the configured limit with its defaults.

@@ -51,7 +51,9 @@ func (h *Handler) bearerRequest(w http.ResponseWriter, r *http.Request, method s
 
 // reissue gives the client of v a new access token showing what changed
 // in user (profile, phone), logs the change as done, and returns the token
-// and its expires_in; ok is false when it answered an error instead.
+// and its expires_in; ok is false when it answered an error instead. A
+// browser gets the token as its new access cookie instead, and access is
+// "": page script has no business with a token the cookie keeps from it.
 func (h *Handler) reissue(w http.ResponseWriter, r *http.Request, op, done string, app platform.App, v *verified, user *session.User) (access string, expiresIn int64, ok bool) {
 	access, expires, err := h.logins.Reissue(v.id, user, v.expires)
 	if err != nil {
@@ -63,6 +65,10 @@ func (h *Handler) reissue(w http.ResponseWriter, r *http.Request, op, done strin
 		zap.String("appid", app.AppID),
 		zap.String("openid", v.id.OpenID),
 		zap.String("result", "ok"))
+	if v.fromCookie {
+		h.setAccessCookie(w, access, expires)
+		return "", 0, true
+	}
 	return access, secondsUntil(expires, time.Now()), true
 }
 
@@ -116,16 +122,17 @@ type profileRequest struct {
 }
 
 // profileAnswer is what POST /wx/profile answers: the stored profile, and
-// an access token whose identity headers already show it.
+// an access token whose identity headers already show it (for a browser,
+// in its cookie instead).
 type profileAnswer struct {
 	Profile     *session.Profile `json:"profile"`
-	AccessToken string           `json:"access_token"`
-	ExpiresIn   int64            `json:"expires_in"`
+	AccessToken string           `json:"access_token,omitempty"`
+	ExpiresIn   int64            `json:"expires_in,omitempty"`
 }
 
 func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
 	v, ok := h.bearerRequest(w, r, http.MethodPost)
-	if !ok || h.backedOff(w, "profile", userKey(v.id.AppID, v.id.OpenID)) {
+	if !ok {
 		return
 	}
 	app, _ := h.app(v.id.AppID) // authenticate checked that it is configured
@@ -250,9 +257,8 @@ func (h *Handler) checksContent(appid string) bool {
 // platform's refusals, the client's mistakes, storage failures) and logs
 // the one line of the failed operation: info for the client's mistakes,
 // warn with the errcode for the platform's refusals, error for ours.
-// openid is "" when not known yet (a login). The platform's own frequency
-// limit (45011) also starts a backoff, see backOffAfter. It returns the
-// answer's error code, for the metrics.
+// openid is "" when not known yet (a login). It returns the answer's error
+// code, for the metrics.
 func (h *Handler) writeFailure(w http.ResponseWriter, r *http.Request, op string, app platform.App, openid string, err error) (result string) {
 	var (
 		input    *profile.InputError
@@ -280,8 +286,13 @@ func (h *Handler) writeFailure(w http.ResponseWriter, r *http.Request, op string
 			Message: err.Error() + "; send encrypted_data and iv exactly as wx.getUserInfo returned them"}
 	case errors.Is(err, userdata.ErrDecrypt), errors.Is(err, userdata.ErrWatermark), errors.Is(err, userdata.ErrSignature):
 		e = errDecryptFailed("the encrypted user data does not decrypt or verify with this user's session key")
+	case pe != nil && pe.Code == platform.RateLimited && pe.Errcode == 0:
+		// Not the platform's answer but ours: the user is backing off
+		// after its 45011 (see profile.Service.Backoff).
+		e = platformError(pe)
+		level = zapcore.DebugLevel
+		h.metrics.RateLimited.WithLabelValues(op, "backoff").Inc()
 	case pe != nil:
-		h.backOffAfter(r, app.AppID, openid, pe)
 		e = platformError(pe)
 		level = zapcore.WarnLevel
 		fields = append(fields, zap.String("api", pe.API), zap.Int("errcode", pe.Errcode), zap.String("detail", pe.Message))
@@ -347,13 +358,13 @@ type phoneRequest struct {
 // token that carries it (X-WX-PHONE where forward_phone is set).
 type phoneAnswer struct {
 	Phone       *session.PhoneNumber `json:"phone"`
-	AccessToken string               `json:"access_token"`
-	ExpiresIn   int64                `json:"expires_in"`
+	AccessToken string               `json:"access_token,omitempty"`
+	ExpiresIn   int64                `json:"expires_in,omitempty"`
 }
 
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {
 	v, ok := h.bearerRequest(w, r, http.MethodPost)
-	if !ok || h.backedOff(w, "phone", userKey(v.id.AppID, v.id.OpenID)) {
+	if !ok {
 		return
 	}
 	var req phoneRequest

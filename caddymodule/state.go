@@ -122,7 +122,8 @@ func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration
 				zap.Int("sessions_removed", stats.Sessions),
 				zap.Int("sessions_kept", stats.Kept),
 				zap.Int("codes_removed", stats.Codes),
-				zap.Int("revocations_removed", stats.Revocations))
+				zap.Int("revocations_removed", stats.Revocations),
+				zap.Int("avatars_removed", stats.Avatars))
 		}
 	})
 }

@@ -17,22 +17,6 @@ import (
 	"github.com/wxauth/caddy-wxauth/caddymodule/session"
 )
 
-// The cookies of the web login. All are HttpOnly (no script reads them),
-// Secure, and SameSite=Lax: sent when the browser navigates here, as it
-// does coming back from the platform, but not with another site's POSTs,
-// which is what keeps cookie-authenticated requests safe from CSRF.
-const (
-	// tokenCookie holds the access token; the gate accepts it like a
-	// Bearer token.
-	tokenCookie = "wxauth_token"
-	// refreshCookie holds the refresh token, sent only to the web login
-	// endpoint, which trades it for a new session without a trip to the
-	// platform when the access token has expired.
-	refreshCookie = "wxauth_refresh"
-	// stateCookie binds a web login's state to the browser that started it.
-	stateCookie = "wxauth_state"
-)
-
 // webStateLifetime is how long a browser may take on the authorize page.
 // QR login codes live 10 minutes; the state must not die first.
 const webStateLifetime = 10 * time.Minute
@@ -79,14 +63,22 @@ func (h *Handler) serveWebLogin(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if c, err := r.Cookie(refreshCookie); err == nil && c.Value != "" {
-		res, err := h.logins.Refresh(r.Context(), c.Value)
-		if err == nil {
-			h.setSessionCookies(w, r, res)
+		// Two tabs arriving with one cookie: the second is a retry within
+		// the grace and comes back with the same session.
+		res, e := h.refresh(r, c.Value)
+		if e == nil {
+			h.setSessionCookies(w, res)
 			redirect(w, next)
 			return
 		}
+		if e.Status == http.StatusInternalServerError {
+			// Storage failed: the session may be fine, and the browser must
+			// keep its cookie to try again.
+			writeError(w, e)
+			return
+		}
 		// Spent, expired or revoked: log in afresh.
-		clearCookie(w, r, refreshCookie, h.prefix+"/web/")
+		h.clearRefreshCookie(w)
 	}
 
 	state, err := newState()
@@ -107,11 +99,18 @@ func (h *Handler) serveWebLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal())
 		return
 	}
-	if user := q.Get("sandbox_user"); h.Sandbox && user != "" {
-		// Lets a developer log in as someone else in the sandbox.
-		target = strings.Replace(target, "#", "&sandbox_user="+url.QueryEscape(user)+"#", 1)
+	if h.Sandbox {
+		// WeChat wants #wechat_redirect on its authorize page, but the
+		// sandbox's page is a plain redirect, and a browser carries a
+		// fragment through redirects that have none: it would end up on
+		// the final page's URL.
+		target, _, _ = strings.Cut(target, "#")
+		if user := q.Get("sandbox_user"); user != "" {
+			// Lets a developer log in as someone else in the sandbox.
+			target += "&sandbox_user=" + url.QueryEscape(user)
+		}
 	}
-	setCookie(w, r, stateCookie, state, h.prefix+"/web/callback", webStateLifetime)
+	setCookie(w, stateCookie, state, h.prefix+"/web/callback", webStateLifetime)
 	redirect(w, target)
 }
 
@@ -127,7 +126,9 @@ func (h *Handler) serveWebCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state, code := q.Get("state"), q.Get("code")
 	// Whatever happens next, this state is done with.
-	clearCookie(w, r, stateCookie, h.prefix+"/web/callback")
+	if _, err := r.Cookie(stateCookie); err == nil {
+		clearCookie(w, stateCookie, h.prefix+"/web/callback")
+	}
 
 	c, err := r.Cookie(stateCookie)
 	if state == "" || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
@@ -165,7 +166,7 @@ func (h *Handler) serveWebCallback(w http.ResponseWriter, r *http.Request) {
 		zap.String("openid", res.User.OpenID),
 		zap.String("source", res.Session.Source),
 		zap.String("result", "ok"))
-	h.setSessionCookies(w, r, res)
+	h.setSessionCookies(w, res)
 	redirect(w, ws.Next)
 }
 
@@ -188,19 +189,11 @@ func (h *Handler) webLogin(r *http.Request, app platform.App, code string) (*log
 		if unionID == "" {
 			unionID = wu.UnionID
 		}
-		if nickname := strings.TrimSpace(wu.Nickname); nickname != "" {
+		if nickname := wu.Nickname; nickname != "" {
 			profile = &session.Profile{Nickname: nickname, AvatarURL: wu.HeadImgURL}
 		}
 	}
-	user, err := h.store.UpdateUser(ctx, app.AppID, ws.OpenID, func(u *session.User) error {
-		if unionID != "" {
-			u.UnionID = unionID
-		}
-		if profile != nil {
-			u.Profile = profile
-		}
-		return nil
-	})
+	user, err := h.profiles.FromPlatform(ctx, app, ws.OpenID, unionID, profile)
 	if err != nil {
 		return nil, err
 	}
@@ -244,37 +237,6 @@ func (h *Handler) webLoginRedirect(w http.ResponseWriter, r *http.Request) bool 
 	}
 	redirect(w, h.prefix+"/web/login?next="+url.QueryEscape(r.URL.RequestURI()))
 	return true
-}
-
-// setSessionCookies hands a browser its session.
-func (h *Handler) setSessionCookies(w http.ResponseWriter, r *http.Request, res *login.Result) {
-	setCookie(w, r, tokenCookie, res.AccessToken, "/", time.Until(res.AccessExpires))
-	setCookie(w, r, refreshCookie, res.RefreshToken, h.prefix+"/web/", time.Until(res.Session.RefreshExpires))
-}
-
-// clearSessionCookies ends a browser's session (logout).
-func (h *Handler) clearSessionCookies(w http.ResponseWriter, r *http.Request) {
-	clearCookie(w, r, tokenCookie, "/")
-	clearCookie(w, r, refreshCookie, h.prefix+"/web/")
-}
-
-func setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, life time.Duration) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     name,
-		Value:    value,
-		Path:     path,
-		MaxAge:   max(int(life/time.Second), 1),
-		HttpOnly: true,
-		Secure:   true,
-		SameSite: http.SameSiteLaxMode,
-	})
-}
-
-func clearCookie(w http.ResponseWriter, r *http.Request, name, path string) {
-	if _, err := r.Cookie(name); err != nil {
-		return // nothing to clear
-	}
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 }
 
 func redirect(w http.ResponseWriter, location string) {

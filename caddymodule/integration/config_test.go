@@ -62,6 +62,8 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 		forward_phone
 		rate_limit 20 10s
 		platform_concurrency 4
+		refresh_grace 0
+		trusted_origins https://shop.example.test http://127.0.0.1:8081
 	`))
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +75,7 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 		`"access_ttl":1800000000000`, `"api_base":"https://api.example.test"`,
 		`"content_check":false`, `"avatar_base":"https://cdn.example.test/wx/avatar/"`,
 		`"rate_limit":{"requests":20,"window":10000000000}`, `"platform_concurrency":4`,
+		`"refresh_grace":0`, `"trusted_origins":["https://shop.example.test","http://127.0.0.1:8081"]`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("adapted JSON lacks %s:\n%s", want, s)
@@ -108,6 +111,8 @@ func TestCaddyValidateAcceptsGoodConfigs(t *testing.T) {
 		"trailing slash": "app wxgood00000001\nsandbox\nendpoints /wx/",
 		"limits":         "app wxgood00000001\nsandbox\nrate_limit 100 1m\nplatform_concurrency 32",
 		"limit off":      "app wxgood00000001\nsandbox\nrate_limit off",
+		"grace":          "app wxgood00000001\nsandbox\nrefresh_grace 1m\ntrusted_origins https://a.example.test\ntrusted_origins http://[::1]:8080",
+		"grace off":      "app wxgood00000001\nsandbox\nrefresh_grace 0",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := validate(t, site(t, block)); err != nil {
@@ -149,6 +154,12 @@ func TestCaddyValidateRejectsBadConfigs(t *testing.T) {
 		{"rate_limit bad window", "app wxbad000000001\nsandbox\nrate_limit 60 soon", "window"},
 		{"rate_limit negative window", "app wxbad000000001\nsandbox\nrate_limit 60 -1m", "window"},
 		{"platform_concurrency zero", "app wxbad000000001\nsandbox\nplatform_concurrency 0", "platform_concurrency"},
+		{"negative grace", "app wxbad000000001\nsandbox\nrefresh_grace -1s", "refresh_grace"},
+		{"grace past refresh_ttl", "app wxbad000000001\nsandbox\naccess_ttl 1h\nrefresh_ttl 1h\nrefresh_grace 2h", "refresh_grace"},
+		{"origin with a path", "app wxbad000000001\nsandbox\ntrusted_origins https://a.example.test/", "not an origin"},
+		{"origin without a scheme", "app wxbad000000001\nsandbox\ntrusted_origins a.example.test", "not an origin"},
+		{"origin uppercase", "app wxbad000000001\nsandbox\ntrusted_origins HTTPS://a.example.test", "not an origin"},
+		{"trusted_origins empty", "app wxbad000000001\nsandbox\ntrusted_origins", "at least one origin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := validate(t, site(t, tc.block))

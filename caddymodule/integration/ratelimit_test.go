@@ -3,6 +3,7 @@ package integration
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,23 +90,31 @@ func TestRateLimitHonoursTrustedProxies(t *testing.T) {
 	retryAfter(t, g.postJSON("/wx/login", map[string]string{"code": "tp-c3"}, xff("198.51.100.3")...))
 }
 
-// TestPlatformLimitBacksOff: after the platform's 45011 the client (login)
-// or the user (phone) is refused at once for the platform's minute,
-// without asking the platform again; other clients and users go on.
+// TestPlatformLimitBacksOff: the platform's 45011 is answered 429 with its
+// Retry-After to the request it refused, and nothing else follows from a
+// login's 45011: the next login from the same address (another user behind
+// the same carrier NAT) and refreshes go on. A known user (profile, phone)
+// backs off, but only from the calls that would reach the platform, and
+// other users on the same address do not.
 func TestPlatformLimitBacksOff(t *testing.T) {
 	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\trate_limit 1000 1m\n",
 		Global: "\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"})
 	xff := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
 
+	earlier := g.postJSON("/wx/login", map[string]string{"code": "bo-earlier"}, xff("203.0.113.9")...).Session(t, "login")
 	if retry := retryAfter(t, g.postJSON("/wx/login", map[string]string{"code": sandbox.CodeLimited}, xff("203.0.113.9")...)); retry != time.Minute {
 		t.Errorf("Retry-After after 45011 = %v, want the platform's minute", retry)
 	}
+	// The same address: another user's login, and a refresh.
 	calls := g.Platform.Calls("/sns/jscode2session")
-	retryAfter(t, g.postJSON("/wx/login", map[string]string{"code": "bo-good"}, xff("203.0.113.9")...))
-	if got := g.Platform.Calls("/sns/jscode2session"); got != calls {
-		t.Errorf("a login in the backoff reached the platform (%d calls, want %d)", got, calls)
+	g.postJSON("/wx/login", map[string]string{"code": "bo-neighbour"}, xff("203.0.113.9")...).Session(t, "a neighbour's login after a 45011")
+	if got := g.Platform.Calls("/sns/jscode2session"); got != calls+1 {
+		t.Errorf("the neighbour's login made %d platform calls, want 1", got-calls)
 	}
-	g.postJSON("/wx/login", map[string]string{"code": "bo-other"}, xff("203.0.113.10")...).Session(t, "another client's login")
+	g.postJSON("/wx/refresh", map[string]string{"refresh_token": earlier.RefreshToken}, xff("203.0.113.9")...).Session(t, "a refresh after a 45011")
+	if strings.Contains(g.Logs(), "slow down for this user") {
+		t.Error("a login's 45011 started a backoff")
+	}
 
 	// The phone API: the user backs off, not their address.
 	s := g.postJSON("/wx/login", map[string]string{"code": "bo-user"}, xff("203.0.113.11")...).Session(t, "login")
@@ -115,7 +124,13 @@ func TestPlatformLimitBacksOff(t *testing.T) {
 	if n := g.Platform.PhoneCalls("bo-phone"); n != 0 {
 		t.Errorf("a phone request in the backoff reached the platform %d times", n)
 	}
+	// A new nickname goes to the content check: refused. An avatar URL
+	// alone reaches no platform: stored.
 	retryAfter(t, g.postJSON("/wx/profile", map[string]string{"nickname": "Bo"}, append(bearer(s.AccessToken), xff("203.0.113.11")...)...))
+	if r := g.postJSON("/wx/profile", map[string]string{"avatar_url": "https://thirdwx.qlogo.cn/bo/132"}, append(bearer(s.AccessToken), xff("203.0.113.11")...)...); r.Status != http.StatusOK {
+		t.Errorf("a profile change that reaches no platform was backed off: %d %s", r.Status, r.Body)
+	}
+	g.postJSON("/wx/refresh", map[string]string{"refresh_token": s.RefreshToken}, xff("203.0.113.11")...).Session(t, "the backed-off user's refresh")
 	r := g.postJSON("/wx/phone", map[string]string{"code": "bo-phone2"}, append(bearer(other.AccessToken), xff("203.0.113.11")...)...)
 	if r.Status != http.StatusOK {
 		t.Errorf("another user on the same address was backed off: %d %s", r.Status, r.Body)

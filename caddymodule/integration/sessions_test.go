@@ -16,8 +16,10 @@ func (g *gateway) refresh(refreshToken string) *response {
 	return g.postJSON("/wx/refresh", map[string]string{"refresh_token": refreshToken})
 }
 
+// With the refresh grace off, a spent refresh token presented again is
+// theft at once (TestRefreshGrace has the retries within a grace).
 func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
-	g := startGateway(t, gatewayConfig{})
+	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\trefresh_grace 0\n"})
 	first := g.login("mia")
 
 	second := g.refresh(first.RefreshToken).Session(t, "refresh")

@@ -135,7 +135,7 @@ func TestWebLoginInsideWeChat(t *testing.T) {
 	}
 	tok := f.sessionCookie(t)
 	checkCookie(t, tok, "/")
-	checkCookie(t, cookies(f.final)["wxauth_refresh"], "/wx/web/")
+	checkCookie(t, cookies(f.final)["wxauth_refresh"], "/wx/") // every endpoint: logout too
 
 	// The gate accepts the cookie; the upstream sees a web user with the
 	// platform's profile, and neither the token nor its cookie.
