@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
@@ -118,7 +119,7 @@ func (b *browser) newTab(name string) *tab {
 // attach starts recording a tab's requests.
 func (b *browser) attach(name string, ctx context.Context) *tab {
 	b.t.Helper()
-	tb := &tab{t: b.t, b: b, name: name, ctx: ctx, byID: map[network.RequestID]int{}}
+	tb := &tab{t: b.t, b: b, name: name, ctx: ctx, byID: map[network.RequestID]int{}, paused: make(chan *fetch.EventRequestPaused, 16)}
 	if err := chromedp.Listen(ctx, tb.record); err != nil {
 		b.t.Fatalf("%s: listening to its events: %v", name, err)
 	}
@@ -225,7 +226,9 @@ func (b *browser) dump() {
 
 // chromiumNoise is what Chromium always prints on a machine without a
 // desktop session (no D-Bus), which says nothing about a failure.
-var chromiumNoise = regexp.MustCompile(`(?m)^.*(dbus|DBus|D-Bus).*\n`)
+// Debian's /usr/bin/chromium launcher also trips on its own shared-memory
+// check on some machines ("[: ...: unexpected operator"), harmlessly.
+var chromiumNoise = regexp.MustCompile(`(?m)^.*(dbus|DBus|D-Bus|unexpected operator).*\n`)
 
 func cookiesSummary(cookies []*network.Cookie) string {
 	if len(cookies) == 0 {
@@ -263,6 +266,9 @@ type tab struct {
 	name string
 	ctx  context.Context
 
+	// paused gets the requests the tab holds (fetch interception).
+	paused chan *fetch.EventRequestPaused
+
 	mu       sync.Mutex
 	requests []*request
 	byID     map[network.RequestID]int // the latest request of each id (a redirect keeps the id)
@@ -271,13 +277,17 @@ type tab struct {
 // request is one request as the browser made it: a redirect is a request
 // of its own, with the status of its redirect answer.
 type request struct {
-	ID       network.RequestID
-	Type     network.ResourceType
-	Method   string
-	URL      string // with its fragment, as the browser holds it
-	Status   int64  // 0 until the answer arrived
-	Location string // of a redirect answer
-	Failed   string // the network error, if it failed
+	ID     network.RequestID
+	Type   network.ResourceType
+	Method string
+	URL    string // with its fragment, as the browser holds it
+	Status int64  // 0 until the answer arrived
+	// WireStatus is the status on the wire, from the protocol's extra
+	// info: the only one of a request that failed after its answer came
+	// (a no-cors fetch whose answer the browser blocks, for one).
+	WireStatus int64
+	Location   string // of a redirect answer
+	Failed     string // the network error, if it failed
 	// Sent is the cookies the browser sent with it (name to value), from
 	// the protocol's extra info; nil until that arrived.
 	Sent map[string]string
@@ -286,6 +296,8 @@ type request struct {
 func (r *request) String() string {
 	status := strconv.FormatInt(r.Status, 10)
 	switch {
+	case r.Failed != "" && r.WireStatus != 0:
+		status = fmt.Sprintf("%d on the wire, then failed: %s", r.WireStatus, r.Failed)
 	case r.Failed != "":
 		status = "failed: " + r.Failed
 	case r.Status == 0:
@@ -329,6 +341,10 @@ func (tb *tab) record(ev any) {
 		if r := tb.latest(e.RequestID); r != nil {
 			r.Sent = sentCookies(e.AssociatedCookies)
 		}
+	case *network.EventResponseReceivedExtraInfo:
+		if r := tb.latest(e.RequestID); r != nil {
+			r.WireStatus = e.StatusCode
+		}
 	case *network.EventResponseReceived:
 		if r := tb.latest(e.RequestID); r != nil {
 			r.Status = e.Response.Status
@@ -336,6 +352,12 @@ func (tb *tab) record(ev any) {
 	case *network.EventLoadingFailed:
 		if r := tb.latest(e.RequestID); r != nil {
 			r.Failed = e.ErrorText
+		}
+	case *fetch.EventRequestPaused:
+		// Only while a test holds requests (holdRequests); never blocks.
+		select {
+		case tb.paused <- e:
+		default:
 		}
 	}
 }
@@ -461,16 +483,28 @@ func (tb *tab) visit(pathOrURL string) navigation {
 // tryVisit is visit that hands back a load error instead of failing.
 func (tb *tab) tryVisit(pathOrURL string) navigation {
 	tb.t.Helper()
+	mark := tb.mark()
+	return tb.finishVisit(mark, pathOrURL, tb.navigate(pathOrURL))
+}
+
+// navigate loads pathOrURL and waits for the load. It does not touch the
+// test, so it may run on a goroutine of its own (finishVisit may not).
+func (tb *tab) navigate(pathOrURL string) error {
 	target := pathOrURL
 	if strings.HasPrefix(target, "/") {
 		target = tb.b.g.URL + target
 	}
-	mark := tb.mark()
 	ctx, cancel := context.WithTimeout(tb.ctx, browserTimeout)
 	defer cancel()
-	err := chromedp.Do(ctx, chromedp.Navigate(target))
+	return chromedp.Do(ctx, chromedp.Navigate(target))
+}
+
+// finishVisit collects what the load that navigate did since mark ended
+// with; it fails the test if the page never loaded.
+func (tb *tab) finishVisit(mark int, pathOrURL string, err error) navigation {
+	tb.t.Helper()
 	if errors.Is(err, context.DeadlineExceeded) {
-		tb.t.Fatalf("%s: loading %s: no load after %v; requests:%s", tb.name, target, browserTimeout, chainString(tb.since(mark)))
+		tb.t.Fatalf("%s: loading %s: no load after %v; requests:%s", tb.name, pathOrURL, browserTimeout, chainString(tb.since(mark)))
 	}
 	nav := navigation{Err: err}
 	nav.Final = tb.location()
@@ -616,14 +650,32 @@ func (tb *tab) eval(js string) {
 	}
 }
 
+// answered is the status the request was answered with, whether or not
+// the browser then let the page have the answer.
+func (r request) answered() int64 {
+	if r.Status != 0 {
+		return r.Status
+	}
+	return r.WireStatus
+}
+
 // waitRequest polls the tab's requests after mark until one to this method
-// and URL (without the query) has its answer or failed, and returns it.
+// and URL (without the query) has its answer or failed, and returns it
+// with the cookies it was sent with, when the browser tells them within
+// a second more.
 func (tb *tab) waitRequest(mark int, method, rawURL string) request {
 	tb.t.Helper()
 	deadline := time.Now().Add(browserTimeout)
+	var done time.Time
 	for {
 		for _, r := range tb.since(mark) {
-			if r.Method == method && strings.SplitN(r.URL, "?", 2)[0] == rawURL && (r.Status != 0 || r.Failed != "") {
+			if r.Method != method || strings.SplitN(r.URL, "?", 2)[0] != rawURL || (r.Status == 0 && r.Failed == "") {
+				continue
+			}
+			if done.IsZero() {
+				done = time.Now()
+			}
+			if r.Sent != nil && (r.Failed == "" || r.WireStatus != 0) || time.Since(done) > time.Second {
 				return r
 			}
 		}
@@ -642,13 +694,95 @@ func (tb *tab) responseBody(r request) string {
 	if err != nil {
 		return "(body not available: " + err.Error() + ")"
 	}
-	return string(res.Body)
+	return redactTokens(string(res.Body))
 }
 
-// session is the tab's cdp session, for commands sent from another
-// goroutine while an action runs on the tab.
-func (tb *tab) session() cdp.Session {
-	return chromedp.FromContext(tb.ctx).Target
+// tokenField is a token in a JSON answer (a session, a profile update).
+var tokenField = regexp.MustCompile(`"(access_token|refresh_token)":"[^"]{12}[^"]*"`)
+
+// redactTokens keeps the start of each token only, in what a failure prints.
+func redactTokens(body string) string {
+	return tokenField.ReplaceAllStringFunc(body, func(m string) string {
+		name, value, _ := strings.Cut(m, ":")
+		return name + ":" + strings.TrimSuffix(value[:13], `"`) + `..."`
+	})
+}
+
+// holdRequests makes each tab hold its requests to URLs matching pattern
+// (a DevTools pattern: * is any run of characters) and returns a func that
+// waits until every tab holds one, then lets them all go at once: the
+// tabs' requests start together, as two tabs a user refreshes at the
+// same moment do, however the tabs' loads were scheduled. Requests that
+// match later go at once. The holds end with the test.
+func holdRequests(t *testing.T, tabs []*tab, pattern string) (releaseAll func()) {
+	t.Helper()
+	type arrival struct {
+		tab *tab
+		url string
+	}
+	arrived := make(chan arrival, 16*len(tabs))
+	release := make(chan struct{})
+	done := make(chan struct{})
+	errs := &lockedBuffer{}
+	var wg sync.WaitGroup
+	for _, tb := range tabs {
+		ctx, cancel := context.WithTimeout(tb.ctx, browserTimeout)
+		_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: pattern, RequestStage: fetch.RequestStageRequest}}})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: holding requests to %s: %v", tb.name, pattern, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case ev := <-tb.paused:
+					arrived <- arrival{tb, ev.Request.URL}
+					select {
+					case <-release:
+					case <-done:
+						return
+					}
+					ctx, cancel := context.WithTimeout(tb.ctx, browserTimeout)
+					if _, err := chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID}); err != nil {
+						errs.printf("%s: letting %s go: %v", tb.name, ev.Request.URL, err)
+					}
+					cancel()
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		close(done)
+		wg.Wait()
+		if e := errs.String(); e != "" {
+			t.Error(e)
+		}
+		for _, tb := range tabs {
+			ctx, cancel := context.WithTimeout(tb.ctx, browserTimeout)
+			_, _ = chromedp.Call(ctx, fetch.Disable, cdp.Empty{})
+			cancel()
+		}
+	})
+	return func() {
+		t.Helper()
+		holding := map[*tab]string{}
+		deadline := time.After(browserTimeout)
+		for len(holding) < len(tabs) {
+			select {
+			case a := <-arrived:
+				if _, ok := holding[a.tab]; !ok {
+					holding[a.tab] = a.url
+				}
+			case <-deadline:
+				t.Fatalf("after %v only %d of %d tabs made a request to %s: %v", browserTimeout, len(holding), len(tabs), pattern, holding)
+			}
+		}
+		close(release)
+	}
 }
 
 // lockedBuffer collects text from several goroutines.

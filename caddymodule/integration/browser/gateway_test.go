@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -258,13 +259,19 @@ func (g *gateway) logTails() string {
 			continue
 		}
 		text := string(data)
-		if p == g.accessLogPath {
+		switch p {
+		case g.accessLogPath:
 			text = compactAccessLog(text)
+		case g.logPath:
+			text = fileServerNoise.ReplaceAllString(text, "")
 		}
 		fmt.Fprintf(&b, "--- last lines of %s:\n%s\n", filepath.Base(p), tail(text, 30))
 	}
 	return b.String()
 }
+
+// fileServerNoise is file_server's debug lines about every page it serves.
+var fileServerNoise = regexp.MustCompile(`(?m)^.*"logger":"http.handlers.file_server".*\n`)
 
 // compactAccessLog shows each access log line as status, method, URI and
 // user: the full JSON lines are mostly the browser's headers.
