@@ -34,13 +34,19 @@ func login(tb *tab, next string) navigation {
 // potentially trustworthy origins and keeps (and sends) Secure cookies
 // there, which this check proves on every run (a Secure cookie Chromium
 // refused would be missing from the jar).
+//
+// path is the cookie's Path, or, ending in "*", a prefix of it.
 func checkSessionCookie(t *testing.T, c *network.Cookie, name, path string, life time.Duration) {
 	t.Helper()
 	if c == nil {
 		t.Errorf("the browser holds no %s cookie", name)
 		return
 	}
-	if !c.HTTPOnly || !c.Secure || c.SameSite != network.CookieSameSiteLax || c.Path != path || c.Domain != "127.0.0.1" || c.Session {
+	pathOK := c.Path == path
+	if prefix, ok := strings.CutSuffix(path, "*"); ok {
+		pathOK = strings.HasPrefix(c.Path, prefix)
+	}
+	if !c.HTTPOnly || !c.Secure || c.SameSite != network.CookieSameSiteLax || !pathOK || c.Domain != "127.0.0.1" || c.Session {
 		t.Errorf("cookie %s; want HttpOnly, Secure, SameSite=Lax, Path=%s, host-only for 127.0.0.1, with an expiry", describeCookie(c), path)
 	}
 	if !c.Session {
@@ -49,6 +55,15 @@ func checkSessionCookie(t *testing.T, c *network.Cookie, name, path string, life
 			t.Errorf("cookie %s expires in %v, want about %v", name, left.Round(time.Second), life)
 		}
 	}
+}
+
+// checkRefreshCookie: the refresh cookie is scoped to the gateway's
+// endpoints, so it never goes with a request to the upstream's pages.
+// Which endpoints is not pinned: today Path=/wx/web/ (the web login only),
+// which keeps it from /wx/logout too; the logout fix may widen it.
+func checkRefreshCookie(t *testing.T, b *browser) {
+	t.Helper()
+	checkSessionCookie(t, b.cookie("wxauth_refresh"), "wxauth_refresh", "/wx/*", 720*time.Hour)
 }
 
 // A page load without a session goes through the web login, the
@@ -87,7 +102,7 @@ func TestPageLoadWithoutSessionLogsIn(t *testing.T) {
 		t.Errorf("the upstream answered %s with identity %v", e.Path, h)
 	}
 	checkSessionCookie(t, b.cookie("wxauth_token"), "wxauth_token", "/", 2*time.Hour)
-	checkSessionCookie(t, b.cookie("wxauth_refresh"), "wxauth_refresh", "/wx/web/", 720*time.Hour)
+	checkRefreshCookie(t, b)
 	if c := b.cookie("wxauth_state"); c != nil {
 		t.Errorf("the state cookie outlived the login: %s", describeCookie(c))
 	}
@@ -123,7 +138,7 @@ func TestWebLoginLinkLandsOnNext(t *testing.T) {
 		t.Error("the callback was not sent the state cookie")
 	}
 	checkSessionCookie(t, b.cookie("wxauth_token"), "wxauth_token", "/", 2*time.Hour)
-	checkSessionCookie(t, b.cookie("wxauth_refresh"), "wxauth_refresh", "/wx/web/", 720*time.Hour)
+	checkRefreshCookie(t, b)
 	if c := b.cookie("wxauth_state"); c != nil {
 		t.Errorf("the state cookie outlived the login: %s", describeCookie(c))
 	}
