@@ -61,6 +61,7 @@ type gateway struct {
 // until both sites answer. Caddy is stopped when the test ends.
 func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	t.Helper()
+	needBrowser(t) // no browser, no Caddy either (TestMain built none)
 	g := &gateway{
 		t:            t,
 		Upstream:     e2etest.NewUpstream(t),
