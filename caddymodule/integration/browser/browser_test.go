@@ -37,6 +37,9 @@ type browser struct {
 	cdp  *lockedBuffer   // chromedp's own errors
 	tabs []*tab
 	mu   sync.Mutex
+	// closeTabs closes the tabs newTab opened, before the browser goes
+	// (and after a failure's dump has read them).
+	closeTabs []context.CancelFunc
 }
 
 // startBrowser starts Chromium for g and opens its first tab. Chromium is
@@ -57,9 +60,11 @@ func startBrowser(t *testing.T, g *gateway) (*browser, *tab) {
 	deadProxy := e2etest.FreePort(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath),
-		// As root, Chromium needs --no-sandbox. These are the flags known to
-		// work on this project's machines (root, no network): the
-		// background-networking ones keep Chromium from calling home.
+		// As root, Chromium needs --no-sandbox. With chromedp's defaults
+		// (--headless, --no-first-run, --disable-background-networking,
+		// --disable-sync among them), these are the flags known to work on
+		// this project's machines (root, no network): the background
+		// networking ones keep Chromium from calling home.
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
@@ -81,6 +86,12 @@ func startBrowser(t *testing.T, g *gateway) (*browser, *tab) {
 		chromedp.WithLogf(b.cdp.printf))
 	b.ctx = ctx
 	t.Cleanup(func() {
+		b.mu.Lock()
+		closeTabs := b.closeTabs
+		b.mu.Unlock()
+		for _, closeTab := range closeTabs {
+			closeTab()
+		}
 		// Close the browser gracefully, then make sure the process is gone.
 		if err := chromedp.Cancel(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			t.Logf("closing chromium: %v", err)
@@ -109,7 +120,9 @@ func startBrowser(t *testing.T, g *gateway) (*browser, *tab) {
 func (b *browser) newTab(name string) *tab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
-	b.t.Cleanup(cancel)
+	b.mu.Lock()
+	b.closeTabs = append(b.closeTabs, cancel)
+	b.mu.Unlock()
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("opening %s: %v", name, err)
 	}

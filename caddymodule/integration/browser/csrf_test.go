@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/cdproto/network"
 )
 
 // A page on another port of 127.0.0.1 is another origin but the same
@@ -42,7 +44,7 @@ func TestCrossOriginUnsafeRequestsRefused(t *testing.T) {
 		}
 		if r.answered() != http.StatusForbidden {
 			t.Errorf("%s (Sec-Fetch-Site: same-site): answered %s, want 403 forbidden_origin; body %.200s", what, r.String(), tb.responseBody(r))
-		} else if r.Type == "Document" {
+		} else if r.Type == network.ResourceTypeDocument {
 			// A navigation's answer is readable; a no-cors fetch's is not.
 			var e struct{ Error string }
 			if body := tb.responseBody(r); json.Unmarshal([]byte(body), &e) != nil || e.Error != "forbidden_origin" {
