@@ -285,6 +285,9 @@ type tab struct {
 	mu       sync.Mutex
 	requests []*request
 	byID     map[network.RequestID]int // the latest request of each id (a redirect keeps the id)
+	// early holds the cookies of requestWillBeSentExtraInfo events that
+	// came before their requestWillBeSent, until it comes.
+	early map[network.RequestID]map[string]string
 }
 
 // request is one request as the browser made it: a redirect is a request
@@ -345,14 +348,23 @@ func (tb *tab) record(ev any) {
 			}
 		}
 		tb.byID[e.RequestID] = len(tb.requests)
-		tb.requests = append(tb.requests, &request{
-			ID: e.RequestID, Type: e.Type, Method: e.Request.Method, URL: e.Request.URL + e.Request.URLFragment,
-		})
+		r := &request{ID: e.RequestID, Type: e.Type, Method: e.Request.Method, URL: e.Request.URL + e.Request.URLFragment}
+		if sent, ok := tb.early[e.RequestID]; ok {
+			r.Sent = sent
+			delete(tb.early, e.RequestID)
+		}
+		tb.requests = append(tb.requests, r)
 	case *network.EventRequestWillBeSentExtraInfo:
 		// Arrives before or after its requestWillBeSent; only the cookies
 		// sent matter here (a redirect's hops each get their own).
-		if r := tb.latest(e.RequestID); r != nil {
-			r.Sent = sentCookies(e.AssociatedCookies)
+		sent := sentCookies(e.AssociatedCookies)
+		if r := tb.latest(e.RequestID); r != nil && r.Sent == nil {
+			r.Sent = sent
+		} else {
+			if tb.early == nil {
+				tb.early = map[network.RequestID]map[string]string{}
+			}
+			tb.early[e.RequestID] = sent
 		}
 	case *network.EventResponseReceivedExtraInfo:
 		if r := tb.latest(e.RequestID); r != nil {
