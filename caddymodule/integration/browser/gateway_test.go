@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,12 +46,8 @@ type gateway struct {
 	dir                string
 	logPath            string // Caddy's log (level DEBUG)
 	accessLogPath      string // the gateway site's access log
-	outPath            string // the process's stdout and stderr
 
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	waitErr  error
-	stopOnce sync.Once
+	proc *e2etest.Process
 }
 
 // startGateway writes the pages and the Caddyfile, runs Caddy and waits
@@ -68,42 +61,22 @@ func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 		dir:          t.TempDir(),
 		port:         e2etest.FreePort(t),
 		attackerPort: e2etest.FreePort(t),
-		exited:       make(chan struct{}),
 	}
 	g.URL = fmt.Sprintf("http://127.0.0.1:%d", g.port)
 	g.AttackerURL = fmt.Sprintf("http://127.0.0.1:%d", g.attackerPort)
 	g.adminAddr = fmt.Sprintf("localhost:%d", e2etest.FreePort(t))
 	g.logPath = filepath.Join(g.dir, "caddy.log")
 	g.accessLogPath = filepath.Join(g.dir, "access.log")
-	g.outPath = filepath.Join(g.dir, "output.log")
 	g.writePages()
 	configPath := filepath.Join(g.dir, "Caddyfile")
 	if err := os.WriteFile(configPath, []byte(g.caddyfile(cfg)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := os.Create(g.outPath)
+	proc, err := e2etest.StartProcess(caddyBin, g.dir, configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.cmd = exec.Command(caddyBin, "run", "--config", configPath, "--adapter", "caddyfile")
-	g.cmd.Dir = g.dir
-	g.cmd.Env = append(os.Environ(),
-		// Keep Caddy's own files (instance id, autosave) out of the home folder.
-		"XDG_DATA_HOME="+filepath.Join(g.dir, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(g.dir, "config"),
-	)
-	g.cmd.Stdout = out
-	g.cmd.Stderr = out
-	g.cmd.SysProcAttr = procAttr()
-	if err := g.cmd.Start(); err != nil {
-		out.Close()
-		t.Fatalf("starting caddy: %v", err)
-	}
-	go func() {
-		g.waitErr = g.cmd.Wait()
-		out.Close()
-		close(g.exited)
-	}()
+	g.proc = proc
 	// Registered after t.TempDir, so it runs before the folder goes.
 	t.Cleanup(g.stop)
 	g.waitReady(g.URL + "/static/page.html")
@@ -210,8 +183,8 @@ func (g *gateway) waitReady(url string) {
 	defer probe.CloseIdleConnections()
 	for {
 		select {
-		case <-g.exited:
-			g.t.Fatalf("caddy exited before serving: %v\n%s", g.waitErr, g.logTails())
+		case <-g.proc.Exited():
+			g.t.Fatalf("caddy exited before serving: %v\n%s", g.proc.Err(), g.logTails())
 		default:
 		}
 		resp, err := probe.Get(url)
@@ -231,29 +204,15 @@ func (g *gateway) waitReady(url string) {
 
 // stop sends SIGTERM and waits for Caddy to end, killing it after 10s.
 func (g *gateway) stop() {
-	g.stopOnce.Do(func() {
-		select {
-		case <-g.exited:
-			return
-		default:
-		}
-		if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			_ = g.cmd.Process.Kill()
-		}
-		select {
-		case <-g.exited:
-		case <-time.After(10 * time.Second):
-			g.t.Logf("caddy still running 10s after SIGTERM; killing it")
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-		}
-	})
+	if g.proc.Stop() {
+		g.t.Logf("caddy still running 10s after SIGTERM; killed it")
+	}
 }
 
 // logTails is the end of Caddy's output, log and access log, for failures.
 func (g *gateway) logTails() string {
 	var b strings.Builder
-	for _, p := range []string{g.outPath, g.logPath, g.accessLogPath} {
+	for _, p := range []string{g.proc.OutPath, g.logPath, g.accessLogPath} {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			fmt.Fprintf(&b, "--- %s: %v\n", filepath.Base(p), err)

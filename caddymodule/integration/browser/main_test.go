@@ -20,11 +20,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
 )
 
 // caddyBin is the Caddy with wxauth that TestMain builds.
@@ -47,7 +46,7 @@ func TestMain(m *testing.M) {
 func runTests(m *testing.M) int {
 	path, err := findChromium()
 	if err != nil {
-		if inCI() {
+		if e2etest.InCI() {
 			fmt.Fprintf(os.Stderr, "browser tests: no browser under CI: %v\n%s\n", err, installHint)
 			return 1
 		}
@@ -62,26 +61,11 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := repoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "browser tests: finding the module root:", err)
-		return 1
-	}
-	caddyBin = filepath.Join(dir, "caddy")
-	build := exec.Command("go", "build", "-o", caddyBin, "github.com/wxauth/caddy-wxauth/cmd/caddy")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "browser tests: building cmd/caddy: %v\n%s", err, out)
+	if caddyBin, err = e2etest.BuildCaddy(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "browser tests:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-// inCI reports whether the tests run under CI (CI=true, as CI runners set
-// it), where a missing browser is a failure rather than a skip.
-func inCI() bool {
-	ci, err := strconv.ParseBool(os.Getenv("CI"))
-	return err == nil && ci
 }
 
 // findChromium returns the browser to drive: $CHROMIUM if set (and then
@@ -110,18 +94,4 @@ func needBrowser(t *testing.T) {
 	if chromiumPath == "" {
 		t.Skip(noBrowser)
 	}
-}
-
-// repoRoot is the folder of go.mod: from `go env GOMOD`, or else three
-// folders up from this file.
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if gomod := strings.TrimSpace(string(out)); err == nil && gomod != "" && gomod != os.DevNull {
-		return filepath.Dir(gomod), nil
-	}
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("go env GOMOD failed (%v) and runtime.Caller gave nothing", err)
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", ".."), nil
 }

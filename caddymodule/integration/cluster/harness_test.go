@@ -18,10 +18,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,33 +48,11 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := repoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cluster tests: finding the module root:", err)
-		return 1
-	}
-	caddyBin = filepath.Join(dir, "caddy")
-	build := exec.Command("go", "build", "-o", caddyBin, "github.com/wxauth/caddy-wxauth/cmd/caddy")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "cluster tests: building cmd/caddy: %v\n%s", err, out)
+	if caddyBin, err = e2etest.BuildCaddy(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster tests:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-// repoRoot is the folder of go.mod: from `go env GOMOD`, or else three
-// folders up from this file.
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if gomod := strings.TrimSpace(string(out)); err == nil && gomod != "" && gomod != os.DevNull {
-		return filepath.Dir(gomod), nil
-	}
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("go env GOMOD failed (%v) and runtime.Caller gave nothing", err)
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", ".."), nil
 }
 
 // cluster is what the nodes of one test share: the storage folder, the fake
@@ -129,13 +105,9 @@ type node struct {
 	dir        string
 	configPath string
 	logPath    string // Caddy's own log (level DEBUG)
-	outPath    string // the process's stdout and stderr
 	port       int
 
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the process has ended
-	waitErr  error
-	stopOnce sync.Once
+	proc     *e2etest.Process
 	dumpOnce sync.Once
 }
 
@@ -154,47 +126,25 @@ func (c *cluster) launch(name string, cfg nodeConfig) *node {
 	t := c.t
 	t.Helper()
 	n := &node{
-		t:      t,
-		owner:  t,
-		c:      c,
-		name:   name,
-		dir:    t.TempDir(),
-		port:   e2etest.FreePort(t),
-		exited: make(chan struct{}),
+		t:     t,
+		owner: t,
+		c:     c,
+		name:  name,
+		dir:   t.TempDir(),
+		port:  e2etest.FreePort(t),
 	}
 	n.URL = fmt.Sprintf("http://127.0.0.1:%d", n.port)
 	n.adminAddr = fmt.Sprintf("localhost:%d", e2etest.FreePort(t))
 	n.configPath = filepath.Join(n.dir, "Caddyfile")
 	n.logPath = filepath.Join(n.dir, "caddy.log")
-	n.outPath = filepath.Join(n.dir, "output.log")
 	if err := os.WriteFile(n.configPath, []byte(n.caddyfile(cfg)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := os.Create(n.outPath)
+	proc, err := e2etest.StartProcess(caddyBin, n.dir, n.configPath, secretEnv+"="+testSecret)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("node %s: %v", name, err)
 	}
-
-	n.cmd = exec.Command(caddyBin, "run", "--config", n.configPath, "--adapter", "caddyfile")
-	n.cmd.Dir = n.dir
-	n.cmd.Env = append(os.Environ(),
-		secretEnv+"="+testSecret,
-		// Keep Caddy's own files (instance id, autosave) out of the home folder.
-		"XDG_DATA_HOME="+filepath.Join(n.dir, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(n.dir, "config"),
-	)
-	n.cmd.Stdout = out
-	n.cmd.Stderr = out
-	n.cmd.SysProcAttr = procAttr()
-	if err := n.cmd.Start(); err != nil {
-		out.Close()
-		t.Fatalf("node %s: starting caddy: %v", name, err)
-	}
-	go func() {
-		n.waitErr = n.cmd.Wait()
-		out.Close()
-		close(n.exited)
-	}()
+	n.proc = proc
 	// Registered after t.TempDir, so it runs before the folders go.
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -242,9 +192,9 @@ func (n *node) waitReady() {
 	defer probe.CloseIdleConnections()
 	for {
 		select {
-		case <-n.exited:
+		case <-n.proc.Exited():
 			n.dumpLogs()
-			n.t.Fatalf("node %s: caddy exited before serving: %v", n.name, n.waitErr)
+			n.t.Fatalf("node %s: caddy exited before serving: %v", n.name, n.proc.Err())
 		default:
 		}
 		resp, err := probe.Get(n.URL + "/")
@@ -262,24 +212,10 @@ func (n *node) waitReady() {
 
 // stop sends SIGTERM and waits for the process to end, killing it after 10s.
 func (n *node) stop() {
-	n.stopOnce.Do(func() {
-		n.c.client.CloseIdleConnections()
-		select {
-		case <-n.exited:
-			return
-		default:
-		}
-		if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			_ = n.cmd.Process.Kill()
-		}
-		select {
-		case <-n.exited:
-		case <-time.After(10 * time.Second):
-			n.owner.Logf("node %s: still running 10s after SIGTERM; killing it", n.name)
-			_ = n.cmd.Process.Kill()
-			<-n.exited
-		}
-	})
+	n.c.client.CloseIdleConnections()
+	if n.proc.Stop() {
+		n.owner.Logf("node %s: still running 10s after SIGTERM; killed it", n.name)
+	}
 }
 
 // use makes the node's helpers report to t (a subtest) until the returned
@@ -311,7 +247,7 @@ func (n *node) dumpLogs() {
 }
 
 func (n *node) dumpLogsNow() {
-	for _, p := range []string{n.outPath, n.logPath} {
+	for _, p := range []string{n.proc.OutPath, n.logPath} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			n.owner.Logf("node %s: %s: %v", n.name, filepath.Base(p), err)
