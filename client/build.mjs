@@ -1,6 +1,9 @@
 // Generates the CommonJS entry and its declarations from the ESM source:
-//   dist/index.cjs  <- src/index.js (its one export list becomes module.exports)
-//   index.d.cts     <- index.d.ts   (the same declarations, for require())
+//   dist/index.js      <- src/index.js (its one export list becomes module.exports)
+//   dist/package.json  <- {"type": "commonjs"}, so Node reads dist/index.js as CommonJS
+//   index.d.cts        <- index.d.ts   (the same declarations, for require())
+// dist/ is also the "miniprogram" directory that WeChat's and QQ's
+// developer tools copy into miniprogram_npm when they build npm packages.
 // No dependencies. `node build.mjs --check` writes nothing and fails when a
 // committed output is not what the source gives (the tests run it).
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
@@ -26,7 +29,8 @@ function dcts(dts) {
 }
 
 const outputs = [
-  [join(root, 'dist', 'index.cjs'), cjs(readFileSync(join(root, 'src', 'index.js'), 'utf8'))],
+  [join(root, 'dist', 'index.js'), cjs(readFileSync(join(root, 'src', 'index.js'), 'utf8'))],
+  [join(root, 'dist', 'package.json'), JSON.stringify({ type: 'commonjs' }, null, 2) + '\n'],
   [join(root, 'index.d.cts'), dcts(readFileSync(join(root, 'index.d.ts'), 'utf8'))],
 ]
 
