@@ -373,19 +373,17 @@ function createClient(options) {
 
   // logout ends the session on the gateway (every session of the user
   // with everywhere) and forgets it here, even when the gateway could not
-  // be reached (the error then says so).
+  // be reached (the error then says so). The gateway takes an expired
+  // access token for it, so no refresh comes first.
   async function logout(options) {
     const everywhere = !!(options && options.everywhere)
     if (renewal) await renewal.catch(() => {})
     if (!session) return
-    const body = everywhere ? { everywhere: true } : undefined
     try {
-      let res = await send('POST', '/logout', body, session.access_token)
-      if (tokenError(res) === 'token_expired' && await refresh(session.refresh_token)) {
-        res = await send('POST', '/logout', body, session.access_token)
-      }
-      // A session the gateway no longer knows is as logged out as it gets.
-      if (res.statusCode !== 204 && !tokenError(res)) throw errorOf(res)
+      const res = await send('POST', '/logout', everywhere ? { everywhere: true } : undefined, session.access_token)
+      // A session the gateway has ended already is as logged out as it
+      // gets; but then it cannot end the user's other sessions.
+      if (res.statusCode !== 204 && !(tokenError(res) && !everywhere)) throw errorOf(res)
     } finally {
       drop()
     }
