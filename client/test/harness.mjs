@@ -124,6 +124,9 @@ export async function startGateway(sites, upstreamPort) {
   })
   let exited = null
   proc.on('exit', (code, signal) => { exited = { code, signal } })
+  // Should the test process end without stop() (a crash), Caddy goes too.
+  const orphan = () => { if (exited === null) proc.kill('SIGKILL') }
+  process.on('exit', orphan)
   for (const stream of [proc.stdout, proc.stderr]) {
     let partial = ''
     stream.setEncoding('utf8')
@@ -156,6 +159,7 @@ export async function startGateway(sites, upstreamPort) {
         await gone
         clearTimeout(timer)
       }
+      process.off('exit', orphan)
       rmSync(dir, { recursive: true, force: true })
     },
   }
