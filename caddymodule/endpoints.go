@@ -83,18 +83,18 @@ func newSessionAnswer(res *login.Result, now time.Time) sessionAnswer {
 	}
 }
 
-// secondsUntil is expires_in: whole seconds, rounded up, so a token issued
-// for 1s says 1 and not 0 (exp has one-second precision).
+// secondsUntil is expires_in: whole seconds, rounded down, so the token
+// lives at least as long as the answer says (exp is rounded up, so a token
+// issued for 1s says 1).
 func secondsUntil(t, now time.Time) int64 {
 	d := t.Sub(now)
 	if d <= 0 {
 		return 0
 	}
-	return ceilSeconds(d)
+	return int64(d / time.Second)
 }
 
-// ceilSeconds is d in whole seconds, rounded up: what expires_in and
-// Retry-After say.
+// ceilSeconds is d in whole seconds, rounded up: what Retry-After says.
 func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }

@@ -35,7 +35,7 @@ func TestBrowserLogoutEndsTheSession(t *testing.T) {
 
 	t.Run("expired access cookie", func(t *testing.T) {
 		session, _, refresh := g.webSession()
-		time.Sleep(1200 * time.Millisecond)
+		time.Sleep(2100 * time.Millisecond) // a 1s token lives less than 2s
 		g.get("/orders", "", "Cookie", session).Error(t, http.StatusUnauthorized, "token_expired")
 		out := g.do(http.MethodPost, "/wx/logout", nil, "Cookie", session, "Sec-Fetch-Site", "same-origin")
 		if out.Status != http.StatusNoContent {
@@ -95,7 +95,7 @@ func TestLogoutEverywhere(t *testing.T) {
 	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\taccess_ttl 1s\n"})
 	phone, tablet := g.login("lost-phone"), g.login("lost-phone")
 	other := g.login("someone-else")
-	time.Sleep(1200 * time.Millisecond) // every access token has expired
+	time.Sleep(2100 * time.Millisecond) // every access token (1s: less than 2s) has expired
 	r := g.postJSON("/wx/logout", map[string]bool{"everywhere": true}, bearer(phone.AccessToken)...)
 	if r.Status != http.StatusNoContent {
 		t.Fatalf("logout everywhere with an expired token: %d %s", r.Status, r.Body)

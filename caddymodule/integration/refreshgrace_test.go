@@ -58,7 +58,7 @@ func TestRefreshGrace(t *testing.T) {
 func TestWebLoginTwoTabs(t *testing.T) {
 	g := startGateway(t, gatewayConfig{Block: webApps + "\t\taccess_ttl 1s\n"})
 	_, _, refresh := g.webSession()
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond) // a 1s token lives less than 2s
 	authorize := len(g.Platform.AuthorizeRequests())
 	before := strings.Count(g.Logs(), `"msg":"refresh"`)
 

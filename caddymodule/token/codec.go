@@ -182,8 +182,9 @@ func (c *Codec) KeyID() string { return c.keyID }
 func (c *Codec) Algorithm() string { return c.method.Alg() }
 
 // Issue signs an access token for id, valid from now for ttl. Times are
-// truncated to whole seconds (JWT NumericDate); the returned expiry is the
-// exact "exp" written into the token. id must carry OpenID, SessionID and
+// whole seconds (JWT NumericDate): "iat" is now rounded down, "exp" is
+// now+ttl rounded up, so the token lives at least ttl; the returned expiry
+// is the exact "exp" written into the token. id must carry OpenID, SessionID and
 // AppID, because Verify refuses tokens without them.
 func (c *Codec) Issue(id Identity, now time.Time, ttl time.Duration) (token string, expires time.Time, err error) {
 	if id.OpenID == "" || id.SessionID == "" || id.AppID == "" {
@@ -194,7 +195,11 @@ func (c *Codec) Issue(id Identity, now time.Time, ttl time.Duration) (token stri
 		return "", time.Time{}, fmt.Errorf("token: ttl %v is shorter than one second", ttl)
 	}
 	issuedAt := jwt.NewNumericDate(now)
-	expiresAt := jwt.NewNumericDate(now.Add(ttl))
+	// "exp" has one-second precision. Rounded up, a token lives at least
+	// ttl: rounded down (as NumericDate does), a 1s token could expire a
+	// millisecond after it was issued, and every token would live up to a
+	// second less than the expires_in its answer says.
+	expiresAt := jwt.NewNumericDate(ceilSecond(now.Add(ttl)))
 	claims := &accessClaims{
 		SessionID: id.SessionID,
 		AppID:     id.AppID,
@@ -218,6 +223,14 @@ func (c *Codec) Issue(id Identity, now time.Time, ttl time.Duration) (token stri
 		return "", time.Time{}, fmt.Errorf("token: signing access token: %w", err)
 	}
 	return token, expiresAt.Time, nil
+}
+
+// ceilSecond rounds t up to a whole second.
+func ceilSecond(t time.Time) time.Time {
+	if down := t.Truncate(time.Second); down.Before(t) {
+		return down.Add(time.Second)
+	}
+	return t
 }
 
 // Verify checks token at time now and returns the identity it asserts and

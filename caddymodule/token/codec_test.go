@@ -122,13 +122,13 @@ func TestRoundTrip(t *testing.T) {
 			if len(c.KeyID()) != keyIDLength {
 				t.Fatalf("KeyID() = %q, want %d chars", c.KeyID(), keyIDLength)
 			}
-			now := testNow.Add(700 * time.Millisecond) // sub-second part must be dropped
+			now := testNow.Add(700 * time.Millisecond) // exp has whole seconds: rounded up, so the token lives at least its ttl
 			want := testIdentity()
 			token, expires, err := c.Issue(want, now, 15*time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if wantExp := testNow.Add(15 * time.Minute); !expires.Equal(wantExp) {
+			if wantExp := testNow.Add(15*time.Minute + time.Second); !expires.Equal(wantExp) {
 				t.Fatalf("Issue expires = %v, want %v", expires, wantExp)
 			}
 
@@ -461,5 +461,24 @@ func TestAttacksRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A token lives at least its ttl, whatever the fraction of a second it is
+// issued at: exp is rounded up, never down.
+func TestIssuedTokenLivesAtLeastItsTTL(t *testing.T) {
+	c := NewEd25519Codec(testEd25519Key(t))
+	for _, frac := range []time.Duration{0, time.Millisecond, 500 * time.Millisecond, 999 * time.Millisecond} {
+		now := testNow.Truncate(time.Second).Add(frac)
+		token, expires, err := c.Issue(testIdentity(), now, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if expires.Before(now.Add(time.Second)) || !expires.Before(now.Add(2*time.Second)) {
+			t.Errorf("issued at +%v for 1s: expires %v after issue, want [1s, 2s)", frac, expires.Sub(now))
+		}
+		if _, _, err := c.Verify(token, now.Add(999*time.Millisecond)); err != nil {
+			t.Errorf("issued at +%v for 1s: refused %v later: %v", frac, 999*time.Millisecond, err)
+		}
 	}
 }
