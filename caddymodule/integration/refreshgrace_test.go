@@ -61,6 +61,11 @@ func TestWebLoginTwoTabs(t *testing.T) {
 	time.Sleep(2100 * time.Millisecond) // a 1s token lives less than 2s
 	authorize := len(g.Platform.AuthorizeRequests())
 	before := strings.Count(g.Logs(), `"msg":"refresh"`)
+	refreshes := func() float64 {
+		m := scrape(t, adminURL+"/metrics")
+		return m[`caddy_wxauth_refreshes_total{result="ok"}`] + m[`caddy_wxauth_refreshes_total{result="retried"}`]
+	}
+	counted := refreshes()
 
 	tabs := make([]*response, 2)
 	var wg sync.WaitGroup
@@ -94,6 +99,9 @@ func TestWebLoginTwoTabs(t *testing.T) {
 	}
 	if n := strings.Count(g.Logs(), `"msg":"refresh"`) - before; n != 2 {
 		t.Errorf("%d refresh lines for the two tabs, want 2", n)
+	}
+	if n := refreshes() - counted; n != 2 {
+		t.Errorf("caddy_wxauth_refreshes_total went up by %v for the two tabs, want 2", n)
 	}
 }
 
