@@ -72,8 +72,9 @@ function stored(wx) {
 }
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms))
-// Long enough for any access token of F to have expired.
-const expiry = () => sleep(2300)
+// Long enough for any access token of F (access_ttl 2s: its exp is rounded
+// up to the second, so it lives less than 3s) to have expired.
+const expiry = () => sleep(3100)
 
 // raw posts to the gateway with no client in between.
 async function raw(base, path, { token, body } = {}) {
@@ -157,13 +158,13 @@ gwTest('10 parallel requests after expiry cause exactly one refresh', async () =
   const client = createClient({ base: F, platform: wx, refreshLeeway: 0 })
   await client.request({ url: '/hello' })
   const before = stored(wx)
-  const gatewayRefreshes = gw.entries('refresh').length
+  const gatewayRefreshes = (await gw.settled('refresh')).length
   await expiry()
 
   const all = await Promise.all(Array.from({ length: 10 }, () => client.request({ url: '/after-expiry' })))
   assert.ok(all.every((r) => r.statusCode === 200), JSON.stringify(all.map((r) => r.statusCode)))
   assert.equal(wx.posts('/wx/refresh'), 1, 'one refresh from the client')
-  assert.equal(gw.entries('refresh').length - gatewayRefreshes, 1, 'one refresh seen by the gateway')
+  assert.equal((await gw.settled('refresh')).length - gatewayRefreshes, 1, 'one refresh seen by the gateway')
   assert.equal(wx.counts.login, 1, 'no new login')
   assert.equal(wx.to('/after-expiry').length, 10, 'each sent once, with the new token')
   const after = stored(wx)
@@ -183,12 +184,12 @@ gwTest('10 parallel requests refused with token_expired share one refresh and ar
   const client = createClient({ base: F, platform: wx, now: () => frozen })
   await client.request({ url: '/hello' })
   await expiry()
-  const gatewayRefreshes = gw.entries('refresh').length
+  const gatewayRefreshes = (await gw.settled('refresh')).length
 
   const all = await Promise.all(Array.from({ length: 10 }, () => client.request({ url: '/refused-first' })))
   assert.ok(all.every((r) => r.statusCode === 200), JSON.stringify(all.map((r) => r.statusCode)))
   assert.equal(wx.posts('/wx/refresh'), 1)
-  assert.equal(gw.entries('refresh').length - gatewayRefreshes, 1)
+  assert.equal((await gw.settled('refresh')).length - gatewayRefreshes, 1)
   const sent = wx.to('/refused-first')
   assert.equal(sent.length, 20, 'each request twice: refused, then retried')
   assert.equal(sent.filter((e) => e.status === 401).length, 10)

@@ -142,6 +142,19 @@ export async function startGateway(sites, upstreamPort) {
     adminPort,
     log,
     tail: (n = 60) => log.slice(-n).join('\n'),
+    // settled: the wxauth log lines with this msg once the log has been
+    // quiet for a moment. Caddy writes a line before it answers, but this
+    // process reads Caddy's output on its own time.
+    async settled(msg) {
+      let n = gw.entries(msg).length
+      for (let quiet = 0, waited = 0; quiet < 200 && waited < 3000; waited += 50) {
+        await new Promise((ok) => setTimeout(ok, 50))
+        const now = gw.entries(msg).length
+        quiet = now === n ? quiet + 50 : 0
+        n = now
+      }
+      return gw.entries(msg)
+    },
     // entries: the wxauth log lines (parsed) with this msg.
     entries: (msg) => log.flatMap((l) => {
       try {
