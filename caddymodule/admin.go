@@ -10,8 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/login"
-	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/store"
 )
 
 func init() {
@@ -59,7 +59,7 @@ func (a *AdminAPI) serveUsers(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed; use POST")}
 	}
 	appid, openid := parts[0], parts[1]
-	if !session.ValidID(appid) || !session.ValidID(openid) {
+	if !store.ValidID(appid) || !store.ValidID(openid) {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest,
 			Err: errors.New("the appid and openid must be letters, digits, '_' or '-', as the platform gives them")}
 	}
@@ -69,7 +69,7 @@ func (a *AdminAPI) serveUsers(w http.ResponseWriter, r *http.Request) error {
 	if storage == nil {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("no config is running; load one first")}
 	}
-	logins := &login.Service{Store: session.NewStore(storage), AccessTTL: DefaultAccessTTL}
+	logins := &login.Service{Store: store.NewStore(storage), AccessTTL: DefaultAccessTTL}
 	n, err := logins.LogoutUser(r.Context(), appid, openid)
 	if err != nil {
 		a.logger.Error("admin logout failed", zap.String("appid", appid), zap.String("openid", openid), zap.Error(err))

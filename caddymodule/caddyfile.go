@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
 )
 
 func init() {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/login"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 )
 
 // The cookies of the web login. All are HttpOnly (no script reads them),

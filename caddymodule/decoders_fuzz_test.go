@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/avatar"
 )
 
 // fuzzContentTypes are what a client may send as Content-Type; the low four

@@ -12,10 +12,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/login"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
-	"github.com/wxauth/caddy-wxauth/caddymodule/profile"
-	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/profile"
+	"github.com/wxauth/caddy-wxauth/internal/store"
 )
 
 // maxJSONBody caps JSON request bodies. The largest legitimate one is a
@@ -58,15 +58,15 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, endpoint
 
 // sessionAnswer is the contract's session shape.
 type sessionAnswer struct {
-	AccessToken  string           `json:"access_token"`
-	TokenType    string           `json:"token_type"`
-	ExpiresIn    int64            `json:"expires_in"`
-	RefreshToken string           `json:"refresh_token"`
-	OpenID       string           `json:"openid"`
-	UnionID      string           `json:"unionid,omitempty"`
-	AppID        string           `json:"appid"`
-	HasProfile   bool             `json:"has_profile"`
-	Profile      *session.Profile `json:"profile"`
+	AccessToken  string         `json:"access_token"`
+	TokenType    string         `json:"token_type"`
+	ExpiresIn    int64          `json:"expires_in"`
+	RefreshToken string         `json:"refresh_token"`
+	OpenID       string         `json:"openid"`
+	UnionID      string         `json:"unionid,omitempty"`
+	AppID        string         `json:"appid"`
+	HasProfile   bool           `json:"has_profile"`
+	Profile      *store.Profile `json:"profile"`
 }
 
 func newSessionAnswer(res *login.Result, now time.Time) sessionAnswer {
@@ -150,7 +150,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) {
 			h.countLogin(app.AppID, h.writeFailure(w, r, "login", app, "", err))
 			return
 		}
-		prepare = func(ctx context.Context, user *session.User) (*session.User, error) {
+		prepare = func(ctx context.Context, user *store.User) (*store.User, error) {
 			return h.profiles.ApplyEncrypted(ctx, app, user, enc)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
 )
 
 // apiError is one row of the contract's error table, with a message that

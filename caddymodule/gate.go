@@ -10,8 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
-	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
+	"github.com/wxauth/caddy-wxauth/internal/token"
 )
 
 // ServeHTTP serves the login endpoints under the prefix and gates the rest.
@@ -208,7 +208,7 @@ type userPlaceholders struct {
 	openID, appID, unionID, nickname, source any
 }
 
-func newUserPlaceholders(id *token.Identity) userPlaceholders {
+func newUserPlaceholders(id *identity.Identity) userPlaceholders {
 	return userPlaceholders{
 		openID:   id.OpenID,
 		appID:    id.AppID,

@@ -30,13 +30,13 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
-	"github.com/wxauth/caddy-wxauth/caddymodule/metrics"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
-	"github.com/wxauth/caddy-wxauth/caddymodule/session"
-	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
+	"github.com/wxauth/caddy-wxauth/internal/metrics"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/token"
 )
 
 const benchAppID = "wx8f3b2c1d0e9a7b6c"
@@ -46,12 +46,12 @@ const benchAppID = "wx8f3b2c1d0e9a7b6c"
 // nickname with an emoji, an avatar uploaded through /wx/avatar, a phone
 // number), so tokens have the length of a real, fully filled-in user's.
 // It is deterministic: the same i always gives the same identity.
-func benchIdentity(i int) token.Identity {
+func benchIdentity(i int) identity.Identity {
 	var sid [16]byte
 	binary.BigEndian.PutUint64(sid[:8], uint64(i))
 	binary.BigEndian.PutUint64(sid[8:], 0x9e3779b97f4a7c15^uint64(i)*0xbf58476d1ce4e5b9)
 	code := fmt.Sprintf("user-%d", i)
-	return token.Identity{
+	return identity.Identity{
 		SessionID: base64.RawURLEncoding.EncodeToString(sid[:]),
 		AppID:     benchAppID,
 		OpenID:    sandbox.OpenID(benchAppID, code),
@@ -106,7 +106,7 @@ func newBenchHandler(b *testing.B, codec *token.Codec, cacheBytes int64) *Handle
 		cacheBytes:     cacheBytes,
 		revocationSync: DefaultRevocationSync,
 		sweepInterval:  DefaultSweepInterval,
-	}, session.NewStore(&certmagic.FileStorage{Path: b.TempDir()}), zap.NewNop(), metrics.Get())
+	}, store.NewStore(&certmagic.FileStorage{Path: b.TempDir()}), zap.NewNop(), metrics.Get())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func serveBench(b *testing.B, h *Handler, w *benchWriter, next func(done, n int)
 // checkGated fails unless r left the gate as an authenticated request of
 // want: identity headers set, forged ones and the credential gone,
 // placeholders set.
-func checkGated(b *testing.B, r *http.Request, want token.Identity) {
+func checkGated(b *testing.B, r *http.Request, want identity.Identity) {
 	b.Helper()
 	h := r.Header
 	if h.Get(identity.HeaderOpenID) != want.OpenID || h.Get(identity.HeaderAppID) != want.AppID ||
@@ -255,7 +255,7 @@ func checkGated(b *testing.B, r *http.Request, want token.Identity) {
 
 // cachedTokenHandler is a handler whose cache holds one valid token, and
 // that token's Authorization header value.
-func cachedTokenHandler(b *testing.B) (*Handler, []string, token.Identity) {
+func cachedTokenHandler(b *testing.B) (*Handler, []string, identity.Identity) {
 	b.Helper()
 	h := newBenchHandler(b, benchCodec(b, "EdDSA"), token.DefaultCacheMaxCost)
 	id := benchIdentity(1)

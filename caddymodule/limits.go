@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/ratelimit"
+	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
 )
 
 // limitedEndpoint reports whether an endpoint counts against the client

@@ -16,16 +16,16 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
-	"github.com/wxauth/caddy-wxauth/caddymodule/login"
-	"github.com/wxauth/caddy-wxauth/caddymodule/metrics"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
-	"github.com/wxauth/caddy-wxauth/caddymodule/profile"
-	"github.com/wxauth/caddy-wxauth/caddymodule/ratelimit"
-	"github.com/wxauth/caddy-wxauth/caddymodule/session"
-	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/metrics"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/profile"
+	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
+	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/token"
 )
 
 func init() {
@@ -142,7 +142,7 @@ type Handler struct {
 	codec          *token.Codec
 	logins         *login.Service
 	profiles       *profile.Service
-	store          *session.Store
+	store          *store.Store
 	avatars        *avatar.Store
 	logger         *zap.Logger
 	accessTTL      time.Duration
@@ -267,7 +267,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.onlyApp = &miniPrograms[0]
 	}
 
-	h.store = session.NewStore(ctx.Storage())
+	h.store = store.NewStore(ctx.Storage())
 	h.avatars = avatar.NewStore(ctx.Storage())
 	if err := h.loadCodec(ctx, repl); err != nil {
 		return err
@@ -411,7 +411,7 @@ func (h *Handler) checkConfig() error {
 	}
 	seen := make(map[string]bool, len(h.Apps))
 	for _, ac := range h.Apps {
-		if !session.ValidID(ac.AppID) {
+		if !store.ValidID(ac.AppID) {
 			return fmt.Errorf("wxauth: appid %q is not valid: use letters, digits, '_' or '-' (e.g. wx1234567890abcdef)", ac.AppID)
 		}
 		if seen[ac.AppID] {
@@ -580,7 +580,7 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 
 // verified is what the gate keeps per token it has checked.
 type verified struct {
-	id      token.Identity
+	id      identity.Identity
 	expires time.Time
 	headers identity.Headers
 	// placeholders are id's http.auth.user.* values, ready to set.

@@ -13,11 +13,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/avatar"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
-	"github.com/wxauth/caddy-wxauth/caddymodule/profile"
-	"github.com/wxauth/caddy-wxauth/caddymodule/session"
-	"github.com/wxauth/caddy-wxauth/caddymodule/userdata"
+	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/profile"
+	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/userdata"
 )
 
 // maxMultipartBody caps a chooseAvatar upload: the image plus the nickname
@@ -54,7 +54,7 @@ func (h *Handler) bearerRequest(w http.ResponseWriter, r *http.Request, method s
 // and its expires_in; ok is false when it answered an error instead. A
 // browser gets the token as its new access cookie instead, and access is
 // "": page script has no business with a token the cookie keeps from it.
-func (h *Handler) reissue(w http.ResponseWriter, r *http.Request, op, done string, app platform.App, v *verified, user *session.User) (access string, expiresIn int64, ok bool) {
+func (h *Handler) reissue(w http.ResponseWriter, r *http.Request, op, done string, app platform.App, v *verified, user *store.User) (access string, expiresIn int64, ok bool) {
 	access, expires, err := h.logins.Reissue(v.id, user, v.expires)
 	if err != nil {
 		h.writeFailure(w, r, op, app, v.id.OpenID, err)
@@ -75,12 +75,12 @@ func (h *Handler) reissue(w http.ResponseWriter, r *http.Request, op, done strin
 // meAnswer is what GET /wx/me answers: enough for a front end to decide in
 // one round trip whether to ask the user for a profile (or a phone number).
 type meAnswer struct {
-	OpenID     string           `json:"openid"`
-	UnionID    string           `json:"unionid,omitempty"`
-	AppID      string           `json:"appid"`
-	HasProfile bool             `json:"has_profile"`
-	Profile    *session.Profile `json:"profile"`
-	HasPhone   bool             `json:"has_phone"`
+	OpenID     string         `json:"openid"`
+	UnionID    string         `json:"unionid,omitempty"`
+	AppID      string         `json:"appid"`
+	HasProfile bool           `json:"has_profile"`
+	Profile    *store.Profile `json:"profile"`
+	HasPhone   bool           `json:"has_phone"`
 }
 
 func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
@@ -92,11 +92,11 @@ func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request) {
 	// user may have changed the profile since this token was issued.
 	user, err := h.store.LoadUser(r.Context(), v.id.AppID, v.id.OpenID)
 	switch {
-	case errors.Is(err, session.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		// Another node's record is not visible here yet: the token knows.
-		user = &session.User{AppID: v.id.AppID, OpenID: v.id.OpenID, UnionID: v.id.UnionID}
+		user = &store.User{AppID: v.id.AppID, OpenID: v.id.OpenID, UnionID: v.id.UnionID}
 		if v.id.Nickname != "" || v.id.AvatarURL != "" {
-			user.Profile = &session.Profile{Nickname: v.id.Nickname, AvatarURL: v.id.AvatarURL}
+			user.Profile = &store.Profile{Nickname: v.id.Nickname, AvatarURL: v.id.AvatarURL}
 		}
 	case err != nil:
 		h.logger.Error("me failed", zap.String("appid", v.id.AppID), zap.Error(err))
@@ -125,9 +125,9 @@ type profileRequest struct {
 // an access token whose identity headers already show it (for a browser,
 // in its cookie instead).
 type profileAnswer struct {
-	Profile     *session.Profile `json:"profile"`
-	AccessToken string           `json:"access_token,omitempty"`
-	ExpiresIn   int64            `json:"expires_in,omitempty"`
+	Profile     *store.Profile `json:"profile"`
+	AccessToken string         `json:"access_token,omitempty"`
+	ExpiresIn   int64          `json:"expires_in,omitempty"`
 }
 
 func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +138,7 @@ func (h *Handler) serveProfile(w http.ResponseWriter, r *http.Request) {
 	app, _ := h.app(v.id.AppID) // authenticate checked that it is configured
 
 	var (
-		user *session.User
+		user *store.User
 		err  error
 	)
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -357,9 +357,9 @@ type phoneRequest struct {
 // phoneAnswer is what POST /wx/phone answers: the number, and an access
 // token that carries it (X-WX-PHONE where forward_phone is set).
 type phoneAnswer struct {
-	Phone       *session.PhoneNumber `json:"phone"`
-	AccessToken string               `json:"access_token,omitempty"`
-	ExpiresIn   int64                `json:"expires_in,omitempty"`
+	Phone       *store.PhoneNumber `json:"phone"`
+	AccessToken string             `json:"access_token,omitempty"`
+	ExpiresIn   int64              `json:"expires_in,omitempty"`
 }
 
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request) {

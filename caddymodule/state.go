@@ -9,12 +9,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/login"
-	"github.com/wxauth/caddy-wxauth/caddymodule/metrics"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
-	"github.com/wxauth/caddy-wxauth/caddymodule/ratelimit"
-	"github.com/wxauth/caddy-wxauth/caddymodule/session"
-	"github.com/wxauth/caddy-wxauth/caddymodule/token"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/metrics"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
+	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/token"
 )
 
 // states holds the in-memory state of running wxauth handlers. A config
@@ -27,7 +27,7 @@ var states = caddy.NewUsagePool()
 // sharedState is what outlives a config reload.
 type sharedState struct {
 	cache       *token.Cache[*verified]
-	revocations *session.Revocations
+	revocations *store.Revocations
 	flights     *login.CodeFlights
 
 	stop context.CancelFunc
@@ -63,14 +63,14 @@ func storageID(s any) string {
 // newSharedState builds the state and starts its background work: the
 // revocation sync (so every node learns of logouts within revocationSync)
 // and the storage sweep.
-func newSharedState(settings stateSettings, store *session.Store, logger *zap.Logger, m *metrics.Metrics) (*sharedState, error) {
+func newSharedState(settings stateSettings, records *store.Store, logger *zap.Logger, m *metrics.Metrics) (*sharedState, error) {
 	cache, err := token.NewCache[*verified](settings.cacheBytes)
 	if err != nil {
 		return nil, fmt.Errorf("creating the token cache: %v", err)
 	}
 	st := &sharedState{
 		cache:       cache,
-		revocations: session.NewRevocations(store),
+		revocations: store.NewRevocations(records),
 		flights:     new(login.CodeFlights),
 	}
 	// Know every current revocation before the first request.
@@ -92,7 +92,7 @@ func newSharedState(settings stateSettings, store *session.Store, logger *zap.Lo
 	}()
 	go func() {
 		defer st.wg.Done()
-		sweepLoop(ctx, store, settings.sweepInterval, logger, m)
+		sweepLoop(ctx, records, settings.sweepInterval, logger, m)
 	}()
 	return st, nil
 }
@@ -108,10 +108,10 @@ func (st *sharedState) Destruct() error {
 
 // sweepLoop removes expired records from storage every interval. Every node
 // runs it; Store.Sweep's lock makes one of them do the work.
-func sweepLoop(ctx context.Context, store *session.Store, interval time.Duration, logger *zap.Logger, m *metrics.Metrics) {
+func sweepLoop(ctx context.Context, records *store.Store, interval time.Duration, logger *zap.Logger, m *metrics.Metrics) {
 	everyTick(ctx, interval, func(now time.Time) {
 		sctx, cancel := context.WithTimeout(ctx, interval)
-		stats, err := store.Sweep(sctx, now, interval)
+		stats, err := records.Sweep(sctx, now, interval)
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/login"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
-	"github.com/wxauth/caddy-wxauth/caddymodule/session"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/store"
 )
 
 // webStateLifetime is how long a browser may take on the authorize page.
@@ -87,7 +87,7 @@ func (h *Handler) serveWebLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInternal())
 		return
 	}
-	ws := &session.WebState{AppID: app.AppID, Next: next, Expires: time.Now().Add(webStateLifetime)}
+	ws := &store.WebState{AppID: app.AppID, Next: next, Expires: time.Now().Add(webStateLifetime)}
 	if err := h.store.SaveWebState(r.Context(), state, ws); err != nil {
 		h.logger.Error("web login failed", zap.String("appid", app.AppID), zap.Error(err))
 		writeError(w, errInternal())
@@ -136,7 +136,7 @@ func (h *Handler) serveWebCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws, err := h.store.TakeWebState(r.Context(), state, time.Now())
-	if errors.Is(err, session.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, errInvalidRequest("this login state is unknown, expired or already used; start again at "+h.prefix+"/web/login"))
 		return
 	}
@@ -179,7 +179,7 @@ func (h *Handler) webLogin(r *http.Request, app platform.App, code string) (*log
 	if err != nil {
 		return nil, err
 	}
-	var profile *session.Profile
+	var profile *store.Profile
 	unionID := ws.UnionID
 	if ws.ProfileGranted() {
 		wu, err := h.platform.Client.WebUserInfo(ctx, app, ws)
@@ -190,7 +190,7 @@ func (h *Handler) webLogin(r *http.Request, app platform.App, code string) (*log
 			unionID = wu.UnionID
 		}
 		if nickname := wu.Nickname; nickname != "" {
-			profile = &session.Profile{Nickname: nickname, AvatarURL: wu.HeadImgURL}
+			profile = &store.Profile{Nickname: nickname, AvatarURL: wu.HeadImgURL}
 		}
 	}
 	user, err := h.profiles.FromPlatform(ctx, app, ws.OpenID, unionID, profile)

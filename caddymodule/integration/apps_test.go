@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 const (

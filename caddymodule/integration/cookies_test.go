@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
 )
 
 // webSession logs a browser in through the web login and returns its

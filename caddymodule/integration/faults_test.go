@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
-	wxsession "github.com/wxauth/caddy-wxauth/caddymodule/session"
+	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	wxsession "github.com/wxauth/caddy-wxauth/internal/store"
 )
 
 // platformTimeout is the default block's platform_timeout.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
 )
 
 // forgedHeaderNames are spellings of identity headers a client may try to

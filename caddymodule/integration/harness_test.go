@@ -22,8 +22,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/wxauth/caddy-wxauth"
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
 )
 
 // Secrets the tests configure, so they can look for them where they must

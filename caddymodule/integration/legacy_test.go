@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
-	"github.com/wxauth/caddy-wxauth/caddymodule/userdata"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/userdata"
 )
 
 // encryptedUserInfo is what wx.getUserInfo hands a client: the profile

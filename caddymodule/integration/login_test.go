@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 func TestLoginAnswersSessionAndGateForwardsIdentity(t *testing.T) {

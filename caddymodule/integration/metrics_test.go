@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 )
 
 // scrape reads Prometheus text from url into series → value, keeping the

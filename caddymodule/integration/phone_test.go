@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 )
 
 // phoneAnswer is the answer of POST /wx/phone.

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
 )
 
 // profileAnswer is the answer of POST /wx/profile.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 // Each test sets a limit of its own: the limiter outlives config loads,

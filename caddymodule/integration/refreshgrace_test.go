@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 )
 
 // A lost refresh answer, retried; ten parallel refreshes of one token:

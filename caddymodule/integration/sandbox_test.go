@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 // The README's quick start, in sandbox mode: no fake server, no secret;

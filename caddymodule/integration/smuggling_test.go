@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
 )
 
 // rawExchange writes raw bytes to the gateway on one connection, exactly as

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/identity"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/identity"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 const (

@@ -21,7 +21,7 @@ import (
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 )
 
 // browserTimeout bounds each wait on the browser. Generous: CI machines

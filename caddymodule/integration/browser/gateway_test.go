@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 // webAppID is the website (QR login) app. A desktop Chromium is not

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 )
 
 // shortAccess gives access tokens the shortest life that still outlives a

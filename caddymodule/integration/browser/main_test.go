@@ -23,7 +23,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 )
 
 // caddyBin is the Caddy with wxauth that TestMain builds.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 // A token made by one node passes the gate of another. Fails if the signing

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/caddymodule/internal/e2etest"
-	"github.com/wxauth/caddy-wxauth/caddymodule/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
+	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
 )
 
 const (
