@@ -12,6 +12,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
 func init() {
@@ -59,7 +60,7 @@ func (a *AdminAPI) serveUsers(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed; use POST")}
 	}
 	appid, openid := parts[0], parts[1]
-	if !store.ValidID(appid) || !store.ValidID(openid) {
+	if !valid.ID(appid) || !valid.ID(openid) {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest,
 			Err: errors.New("the appid and openid must be letters, digits, '_' or '-', as the platform gives them")}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
 	"github.com/wxauth/caddy-wxauth/internal/store"
 	"github.com/wxauth/caddy-wxauth/internal/token"
+	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
 func init() {
@@ -411,7 +412,7 @@ func (h *Handler) checkConfig() error {
 	}
 	seen := make(map[string]bool, len(h.Apps))
 	for _, ac := range h.Apps {
-		if !store.ValidID(ac.AppID) {
+		if !valid.ID(ac.AppID) {
 			return fmt.Errorf("wxauth: appid %q is not valid: use letters, digits, '_' or '-' (e.g. wx1234567890abcdef)", ac.AppID)
 		}
 		if seen[ac.AppID] {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/store"
 	"github.com/wxauth/caddy-wxauth/internal/token"
+	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
 // Errors of Refresh and Logout; the handler maps them onto the contract.
@@ -51,7 +52,7 @@ const maxRefreshTokenLength = 128
 // it, and the whole session is revoked.
 func (s *Service) Refresh(ctx context.Context, refresh string) (*Result, error) {
 	sid, _, ok := strings.Cut(refresh, ".")
-	if !ok || len(refresh) > maxRefreshTokenLength || !store.ValidID(sid) {
+	if !ok || len(refresh) > maxRefreshTokenLength || !valid.ID(sid) {
 		return nil, ErrRefreshInvalid
 	}
 	var res *Result
@@ -204,7 +205,7 @@ func (s *Service) endLocked(ctx context.Context, sess *store.Session) (save bool
 // for logging the user out everywhere.
 func (s *Service) LogoutWithRefresh(ctx context.Context, refresh string) (*store.Session, error) {
 	sid, _, ok := strings.Cut(refresh, ".")
-	if !ok || len(refresh) > maxRefreshTokenLength || !store.ValidID(sid) {
+	if !ok || len(refresh) > maxRefreshTokenLength || !valid.ID(sid) {
 		return nil, ErrRefreshInvalid
 	}
 	var ended *store.Session

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"net/url"
+
+	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
 // maxCodeLen rejects absurd login codes without asking the platform; real
 // codes are 32 characters.
 const maxCodeLen = 256
-
-// maxIDLen bounds an openid or unionid; real ones are 28 or 29 bytes.
-const maxIDLen = 128
 
 // sessionKeyLen is the decoded size of a session_key: an AES-128 key.
 const sessionKeyLen = 16
@@ -69,29 +68,14 @@ func (c *Client) Code2Session(ctx context.Context, app App, code string) (*Sessi
 	// A success that does not look like one is treated as garbage: these
 	// values end up in headers, tokens and storage keys.
 	switch {
-	case !validID(answer.OpenID):
+	case !valid.ID(answer.OpenID):
 		return nil, unavailable(api, "the platform answered without a valid openid; try again later")
-	case answer.UnionID != "" && !validID(answer.UnionID):
+	case answer.UnionID != "" && !valid.ID(answer.UnionID):
 		return nil, unavailable(api, "the platform answered with a malformed unionid; try again later")
 	case !validSessionKey(answer.SessionKey):
 		return nil, unavailable(api, "the platform answered without a valid session_key; try again later")
 	}
 	return &Session{OpenID: answer.OpenID, UnionID: answer.UnionID, SessionKey: answer.SessionKey}, nil
-}
-
-// validID reports whether s is a plausible openid or unionid: non-empty, at
-// most maxIDLen bytes of [A-Za-z0-9_-].
-func validID(s string) bool {
-	if s == "" || len(s) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // validSessionKey reports whether s is standard base64 of exactly 16 bytes.

@@ -34,9 +34,6 @@ const (
 	authorizeAPI = "authorize"
 )
 
-// maxStateLen is WeChat's limit on an authorize page's state.
-const maxStateLen = 128
-
 // maxScopeLen bounds the scope an exchange answer may carry; real ones are
 // one scope name, at most a few joined by commas.
 const maxScopeLen = 128
@@ -173,9 +170,9 @@ func (c *Client) WebAccessToken(ctx context.Context, app App, code string) (*Web
 	// headers, tokens and storage keys, the token in a URL. The code is
 	// likely spent by now, hence "start again" rather than "try again".
 	switch {
-	case !validID(answer.OpenID):
+	case !valid.ID(answer.OpenID):
 		return nil, unavailable(api, "the platform answered without a valid openid; "+restartWebLogin+" later")
-	case answer.UnionID != "" && !validID(answer.UnionID):
+	case answer.UnionID != "" && !valid.ID(answer.UnionID):
 		return nil, unavailable(api, "the platform answered with a malformed unionid; "+restartWebLogin+" later")
 	case !validToken(answer.AccessToken):
 		return nil, unavailable(api, "the platform answered without a valid access_token; "+restartWebLogin+" later")
@@ -231,7 +228,7 @@ func (c *Client) WebUserInfo(ctx context.Context, app App, ws *WebSession) (*Web
 	if err := checkWebApp(api, app); err != nil {
 		return nil, err
 	}
-	if ws == nil || !validToken(ws.AccessToken) || !validID(ws.OpenID) {
+	if ws == nil || !validToken(ws.AccessToken) || !valid.ID(ws.OpenID) {
 		return nil, &Error{Code: Unsupported, API: api,
 			Message: "there is no web login to read the profile of (no valid openid and access_token); " + restartWebLogin}
 	}
@@ -254,7 +251,7 @@ func (c *Client) WebUserInfo(ctx context.Context, app App, ws *WebSession) (*Web
 	switch {
 	case answer.OpenID != ws.OpenID:
 		return nil, unavailable(api, "the platform answered with another user's profile (the openid differs); "+restartWebLogin+" later")
-	case answer.UnionID != "" && !validID(answer.UnionID):
+	case answer.UnionID != "" && !valid.ID(answer.UnionID):
 		return nil, unavailable(api, "the platform answered with a malformed unionid; "+restartWebLogin+" later")
 	case answer.UnionID != "" && ws.UnionID != "" && answer.UnionID != ws.UnionID:
 		return nil, unavailable(api, "the platform answered with another unionid than the login's; "+restartWebLogin+" later")
@@ -312,9 +309,9 @@ func AuthorizeURL(openBase string, app App, scope, redirectURI, state string) (s
 	if app.AppID == "" {
 		return "", &Error{Code: Unsupported, API: api, Message: "the app has no appid; the operator should fix the app's configuration"}
 	}
-	if !validState(state) {
+	if !valid.State(state) {
 		return "", &Error{Code: Unsupported, API: api,
-			Message: fmt.Sprintf("the web login state must be 1 to %d letters and digits", maxStateLen)}
+			Message: fmt.Sprintf("the web login state must be 1 to %d letters and digits", valid.MaxStateLength)}
 	}
 	if !absoluteHTTPURL(redirectURI) {
 		return "", &Error{Code: Unsupported, API: api, Message: "the web login's redirect_uri must be an absolute http or https URL"}
@@ -380,21 +377,6 @@ func absoluteHTTPURL(s string) bool {
 	}
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil
-}
-
-// validState reports whether s is a state WeChat accepts: 1 to 128 bytes of
-// [A-Za-z0-9].
-func validState(s string) bool {
-	if s == "" || len(s) > maxStateLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // validScope reports whether s is a plausible scope: at most maxScopeLen

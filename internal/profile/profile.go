@@ -374,7 +374,7 @@ func (s *Service) ApplyEncrypted(ctx context.Context, app platform.App, user *st
 	}
 	return s.storeProfile(ctx, app, user.OpenID, func(u *store.User) {
 		u.Profile = &store.Profile{Nickname: nickname, AvatarURL: avatarURL}
-		if u.UnionID == "" && store.ValidID(info.UnionID) {
+		if u.UnionID == "" && valid.ID(info.UnionID) {
 			u.UnionID = info.UnionID
 		}
 	})

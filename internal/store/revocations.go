@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
 // Revocation is the storage record of a revoked session. It is kept only
@@ -24,7 +26,7 @@ func revocationKey(id string) string { return revokedDir + "/" + id + ".json" }
 // SaveRevocation writes the record every node reads to learn of a revoked
 // session.
 func (s *Store) SaveRevocation(ctx context.Context, r *Revocation) error {
-	if !ValidID(r.SessionID) {
+	if !valid.ID(r.SessionID) {
 		return errors.New("refusing to store revocation with unsafe session id")
 	}
 	return s.save(ctx, revocationKey(r.SessionID), r)

@@ -17,7 +17,6 @@ import (
 	"hash/maphash"
 	"io/fs"
 	"path"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
 // Prefix is the storage folder that holds everything this gateway writes.
@@ -238,14 +238,6 @@ func NewStore(storage certmagic.Storage) *Store {
 // Storage is the underlying storage, for callers that need its locks.
 func (s *Store) Storage() certmagic.Storage { return s.storage }
 
-// safeKeyPart is what may appear in a storage key taken from outside: appids
-// and openids from the platform, session ids we made. Anything else could
-// walk out of the storage folder on a file system.
-var safeKeyPart = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
-// ValidID reports whether s may be used as part of a storage key.
-func ValidID(s string) bool { return safeKeyPart.MatchString(s) }
-
 func userKey(appid, openid string) string {
 	return Prefix + "/users/" + appid + "/" + openid + ".json"
 }
@@ -306,7 +298,7 @@ func NewSessionID(appid, openid string) (string, error) {
 // ones included. Sessions made before the per-user layout are found by
 // reading the old folder, which only shrinks.
 func (s *Store) UserSessions(ctx context.Context, appid, openid string) ([]*Session, error) {
-	if !ValidID(appid) || !ValidID(openid) {
+	if !valid.ID(appid) || !valid.ID(openid) {
 		return nil, nil
 	}
 	var out []*Session
@@ -354,7 +346,7 @@ func isRecordKey(key string) bool {
 
 // LoadUser returns the user, or ErrNotFound.
 func (s *Store) LoadUser(ctx context.Context, appid, openid string) (*User, error) {
-	if !ValidID(appid) || !ValidID(openid) {
+	if !valid.ID(appid) || !valid.ID(openid) {
 		return nil, ErrNotFound
 	}
 	var u User
@@ -366,7 +358,7 @@ func (s *Store) LoadUser(ctx context.Context, appid, openid string) (*User, erro
 
 // SaveUser writes the user record whole.
 func (s *Store) SaveUser(ctx context.Context, u *User) error {
-	if !ValidID(u.AppID) || !ValidID(u.OpenID) {
+	if !valid.ID(u.AppID) || !valid.ID(u.OpenID) {
 		return fmt.Errorf("refusing to store user with unsafe appid or openid")
 	}
 	return s.save(ctx, userKey(u.AppID, u.OpenID), u)
@@ -376,7 +368,7 @@ func (s *Store) SaveUser(ctx context.Context, u *User) error {
 // lets fn change it, and saves it. fn returning an error leaves the stored
 // record untouched.
 func (s *Store) UpdateUser(ctx context.Context, appid, openid string, fn func(u *User) error) (*User, error) {
-	if !ValidID(appid) || !ValidID(openid) {
+	if !valid.ID(appid) || !valid.ID(openid) {
 		return nil, fmt.Errorf("refusing to store user with unsafe appid or openid")
 	}
 	mu := &s.userLocks[maphash.String(s.lockSeed, appid+"/"+openid)%uint64(len(s.userLocks))]
@@ -400,7 +392,7 @@ func (s *Store) UpdateUser(ctx context.Context, appid, openid string, fn func(u 
 
 // LoadSession returns the session, or ErrNotFound.
 func (s *Store) LoadSession(ctx context.Context, id string) (*Session, error) {
-	if !ValidID(id) {
+	if !valid.ID(id) {
 		return nil, ErrNotFound
 	}
 	var sess Session
@@ -412,7 +404,7 @@ func (s *Store) LoadSession(ctx context.Context, id string) (*Session, error) {
 
 // SaveSession writes the session record whole.
 func (s *Store) SaveSession(ctx context.Context, sess *Session) error {
-	if !ValidID(sess.ID) {
+	if !valid.ID(sess.ID) {
 		return fmt.Errorf("refusing to store session with unsafe id")
 	}
 	return s.save(ctx, sessionKey(sess.ID), sess)

@@ -71,6 +71,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
 // The codes that simulate platform failures.
@@ -119,9 +121,6 @@ const (
 // maxWebCode bounds the code the authorize page accepts in WebUserParam:
 // the plugin's client refuses longer codes without a call.
 const maxWebCode = 256
-
-// maxStateLen is WeChat's limit on an authorize page's state.
-const maxStateLen = 128
 
 // maxNicknameCode is the longest code that Nickname shows as it is.
 const maxNicknameCode = 32
@@ -403,7 +402,7 @@ func Authorize(w http.ResponseWriter, r *http.Request) {
 // when nothing is.
 func authorizeProblem(q url.Values, code string) string {
 	switch {
-	case !validAppID(q.Get("appid")):
+	case !valid.ID(q.Get("appid")):
 		return "appid is missing or malformed"
 	case !absoluteHTTPURL(q.Get("redirect_uri")):
 		return "redirect_uri must be an absolute http or https URL (URL-encoded)"
@@ -416,7 +415,7 @@ func authorizeProblem(q url.Values, code string) string {
 		return "scope must be snsapi_base, snsapi_userinfo or snsapi_login"
 	}
 	switch {
-	case !validState(q.Get("state")):
+	case !valid.State(q.Get("state")):
 		return "state must be 1 to 128 letters and digits"
 	case len(code) > maxWebCode:
 		return WebUserParam + " is too long"
@@ -444,28 +443,6 @@ func withCodeAndState(redirectURI, code, state string) string {
 	u.RawQuery = strings.Join(params, "&")
 	u.ForceQuery = false
 	return u.String()
-}
-
-// validAppID reports whether s looks like an appid: 1 to 128 bytes of
-// [A-Za-z0-9_-].
-func validAppID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	return strings.IndexFunc(s, func(r rune) bool {
-		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '-')
-	}) < 0
-}
-
-// validState reports whether s is a state WeChat accepts: 1 to 128 bytes of
-// [A-Za-z0-9].
-func validState(s string) bool {
-	if s == "" || len(s) > maxStateLen {
-		return false
-	}
-	return strings.IndexFunc(s, func(r rune) bool {
-		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
-	}) < 0
 }
 
 // absoluteHTTPURL reports whether s is an absolute http(s) URL with a host
