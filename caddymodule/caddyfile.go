@@ -59,107 +59,37 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	flags := map[string]*bool{"sandbox": &h.Sandbox, "optional": &h.Optional, "forward_phone": &h.ForwardPhone}
+	words := map[string]*string{"api_base": &h.APIBase, "open_base": &h.OpenBase, "endpoints": &h.Endpoints,
+		"avatar_base": &h.AvatarBase, "signing_key": &h.SigningKey}
+	durations := map[string]*caddy.Duration{"access_ttl": &h.AccessTTL, "refresh_ttl": &h.RefreshTTL,
+		"platform_timeout": &h.PlatformTimeout, "revocation_sync": &h.RevocationSync, "sweep_interval": &h.SweepInterval}
 	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "app":
-			app, err := unmarshalApp(d)
-			if err != nil {
-				return err
+		opt := d.Val()
+		var err error
+		switch {
+		case flags[opt] != nil:
+			if d.NextArg() {
+				return d.ArgErr()
 			}
+			*flags[opt] = true
+		case words[opt] != nil:
+			err = oneArg(d, words[opt])
+		case durations[opt] != nil:
+			err = durationArg(d, durations[opt])
+		case opt == "app":
+			var app AppConfig
+			app, err = unmarshalApp(d)
 			h.Apps = append(h.Apps, app)
-		case "sandbox":
-			if err := noArgs(d); err != nil {
-				return err
-			}
-			h.Sandbox = true
-		case "optional":
-			if err := noArgs(d); err != nil {
-				return err
-			}
-			h.Optional = true
-		case "forward_phone":
-			if err := noArgs(d); err != nil {
-				return err
-			}
-			h.ForwardPhone = true
-		case "api_base":
-			if err := oneArg(d, &h.APIBase); err != nil {
-				return err
-			}
-		case "open_base":
-			if err := oneArg(d, &h.OpenBase); err != nil {
-				return err
-			}
-		case "endpoints":
-			if err := oneArg(d, &h.Endpoints); err != nil {
-				return err
-			}
-		case "avatar_base":
-			if err := oneArg(d, &h.AvatarBase); err != nil {
-				return err
-			}
-		case "signing_key":
-			if err := oneArg(d, &h.SigningKey); err != nil {
-				return err
-			}
-		case "access_ttl":
-			if err := durationArg(d, &h.AccessTTL); err != nil {
-				return err
-			}
-		case "refresh_ttl":
-			if err := durationArg(d, &h.RefreshTTL); err != nil {
-				return err
-			}
-		case "platform_timeout":
-			if err := durationArg(d, &h.PlatformTimeout); err != nil {
-				return err
-			}
-		case "revocation_sync":
-			if err := durationArg(d, &h.RevocationSync); err != nil {
-				return err
-			}
-		case "sweep_interval":
-			if err := durationArg(d, &h.SweepInterval); err != nil {
-				return err
-			}
-		case "token_cache_size":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			size, err := humanize.ParseBytes(s)
-			if err != nil || size == 0 || size > 1<<40 {
-				return d.Errf("token_cache_size %q: want a size such as 64MiB", s)
-			}
-			h.TokenCacheBytes = int64(size)
-		case "rate_limit":
-			rl, err := unmarshalRateLimit(d)
-			if err != nil {
-				return err
-			}
-			h.RateLimit = rl
-		case "platform_concurrency":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				return d.Errf("platform_concurrency %q: want a positive number of calls, such as 16", s)
-			}
-			h.PlatformConcurrency = n
-		case "refresh_grace":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			grace, err := caddy.ParseDuration(v)
-			if err != nil || grace < 0 {
-				return d.Errf("refresh_grace %q: want a duration such as 30s, or 0 to turn retries off", v)
-			}
-			g := caddy.Duration(grace)
-			h.RefreshGrace = &g
-		case "trusted_origins":
+		case opt == "token_cache_size":
+			h.TokenCacheBytes, err = sizeArg(d)
+		case opt == "rate_limit":
+			h.RateLimit, err = unmarshalRateLimit(d)
+		case opt == "platform_concurrency":
+			h.PlatformConcurrency, err = countArg(d, "a positive number of calls, such as 16")
+		case opt == "refresh_grace":
+			h.RefreshGrace, err = graceArg(d)
+		case opt == "trusted_origins":
 			origins := d.RemainingArgs()
 			if len(origins) == 0 {
 				return d.Err("trusted_origins needs at least one origin, such as https://shop.example.com")
@@ -167,6 +97,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.TrustedOrigins = append(h.TrustedOrigins, origins...)
 		default:
 			return d.Errf("unrecognized wxauth option %q", opt)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -206,51 +139,37 @@ func unmarshalApp(d *caddyfile.Dispenser) (AppConfig, error) {
 		return app, d.Errf("app %s: unexpected %q; put the secret inside the block: app %s { secret ... }", app.AppID, d.Val(), app.AppID)
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
 		switch opt := d.Val(); opt {
 		case "secret":
-			if err := oneArg(d, &app.Secret); err != nil {
-				return app, err
-			}
+			err = oneArg(d, &app.Secret)
+		case "api_base":
+			err = oneArg(d, &app.APIBase)
 		case "platform":
-			if err := oneArg(d, &app.Platform); err != nil {
-				return app, err
-			}
-			if _, err := platform.ParseKind(app.Platform); err != nil {
-				return app, d.Errf("app %s: %v", app.AppID, err)
+			if err = oneArg(d, &app.Platform); err == nil {
+				if _, perr := platform.ParseKind(app.Platform); perr != nil {
+					err = d.Errf("app %s: %v", app.AppID, perr)
+				}
 			}
 		case "scope":
-			if err := oneArg(d, &app.Scope); err != nil {
-				return app, err
-			}
-			if app.Scope != "snsapi_base" && app.Scope != "snsapi_userinfo" {
-				return app, d.Errf("app %s: scope %q: want snsapi_base or snsapi_userinfo", app.AppID, app.Scope)
-			}
-		case "api_base":
-			if err := oneArg(d, &app.APIBase); err != nil {
-				return app, err
+			if err = oneArg(d, &app.Scope); err == nil && app.Scope != platform.ScopeBase && app.Scope != platform.ScopeUserInfo {
+				err = d.Errf("app %s: scope %q: want snsapi_base or snsapi_userinfo", app.AppID, app.Scope)
 			}
 		case "content_check":
 			var v string
-			if err := oneArg(d, &v); err != nil {
-				return app, err
-			}
-			if v != "on" && v != "off" {
-				return app, d.Errf("app %s: content_check %q: want on or off", app.AppID, v)
+			if err = oneArg(d, &v); err == nil && v != "on" && v != "off" {
+				err = d.Errf("app %s: content_check %q: want on or off", app.AppID, v)
 			}
 			on := v == "on"
 			app.ContentCheck = &on
 		default:
-			return app, d.Errf("app %s: unrecognized option %q", app.AppID, opt)
+			err = d.Errf("app %s: unrecognized option %q", app.AppID, opt)
+		}
+		if err != nil {
+			return app, err
 		}
 	}
 	return app, nil
-}
-
-func noArgs(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
@@ -276,6 +195,45 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	}
 	*dst = caddy.Duration(dur)
 	return nil
+}
+
+// graceArg reads refresh_grace, which may be 0 (off).
+func graceArg(d *caddyfile.Dispenser) (*caddy.Duration, error) {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return nil, err
+	}
+	grace, err := caddy.ParseDuration(s)
+	if err != nil || grace < 0 {
+		return nil, d.Errf("refresh_grace %q: want a duration such as 30s, or 0 to turn retries off", s)
+	}
+	g := caddy.Duration(grace)
+	return &g, nil
+}
+
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return 0, err
+	}
+	size, err := humanize.ParseBytes(s)
+	if err != nil || size == 0 || size > 1<<40 {
+		return 0, d.Errf("token_cache_size %q: want a size such as 64MiB", s)
+	}
+	return int64(size), nil
+}
+
+func countArg(d *caddyfile.Dispenser, want string) (int, error) {
+	opt := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, d.Errf("%s %q: want %s", opt, s, want)
+	}
+	return n, nil
 }
 
 // Interface guard

@@ -31,8 +31,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/gate"
+	"github.com/wxauth/caddy-wxauth/internal/httpapi"
 	"github.com/wxauth/caddy-wxauth/internal/identity"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
+	"github.com/wxauth/caddy-wxauth/internal/node"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/internal/store"
@@ -87,32 +90,43 @@ func benchCodec(b *testing.B, alg string) *token.Codec {
 	return nil
 }
 
-// newBenchHandler is a Handler as Provision would leave it for the gate:
-// codec, apps, prefix, logger and a shared state (token cache bounded by
-// cacheBytes, revocations with their background sync) on a file storage.
-func newBenchHandler(b *testing.B, codec *token.Codec, cacheBytes int64) *Handler {
+// benchHandler is a Handler as Provision would leave it for the gate, and
+// the codec and domain gate it was built with.
+type benchHandler struct {
+	*Handler
+	codec *token.Codec
+	gate  *gate.Gate
+}
+
+// newBenchHandler builds one: codec, apps, prefix, logger and the node's
+// sessions (token cache bounded by cacheBytes, revocations with their
+// background sync) on a file storage.
+func newBenchHandler(b *testing.B, codec *token.Codec, cacheBytes int64) *benchHandler {
 	b.Helper()
-	h := &Handler{
-		apps:      map[string]platform.App{benchAppID: {AppID: benchAppID, Kind: platform.WeChat}},
-		prefix:    DefaultEndpoints,
-		codec:     codec,
-		logger:    zap.NewNop(),
-		accessTTL: DefaultAccessTTL,
-		metrics:   metrics.Get(),
-	}
-	st, err := newSharedState(stateSettings{
-		storageID:      "bench",
-		keyID:          codec.KeyID(),
-		cacheBytes:     cacheBytes,
-		revocationSync: DefaultRevocationSync,
-		sweepInterval:  DefaultSweepInterval,
+	sessions, err := node.Start(node.Settings{
+		CacheBytes:     cacheBytes,
+		RevocationSync: DefaultRevocationSync,
+		SweepInterval:  DefaultSweepInterval,
 	}, store.NewStore(&certmagic.FileStorage{Path: b.TempDir()}), zap.NewNop(), metrics.Get())
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = st.Destruct() })
-	h.state = st
-	return h
+	b.Cleanup(sessions.Stop)
+	apps := httpapi.NewApps([]httpapi.App{{App: platform.App{AppID: benchAppID, Kind: platform.WeChat}}})
+	g := &gate.Gate{
+		Codec:       codec,
+		Cache:       sessions.Cache,
+		Revocations: sessions.Revocations,
+		Known:       apps.Known,
+		Metrics:     metrics.Get(),
+		Prepare:     prepareVerified,
+	}
+	api, err := httpapi.New(httpapi.Config{Prefix: DefaultEndpoints, Logger: zap.NewNop(), Metrics: metrics.Get(),
+		Apps: apps, Codec: codec, Gate: g})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchHandler{Handler: &Handler{api: api}, codec: codec, gate: g}
 }
 
 // benchHeaders is what a mini program's request carries: a few ordinary
@@ -255,7 +269,7 @@ func checkGated(b *testing.B, r *http.Request, want identity.Identity) {
 
 // cachedTokenHandler is a handler whose cache holds one valid token, and
 // that token's Authorization header value.
-func cachedTokenHandler(b *testing.B) (*Handler, []string, identity.Identity) {
+func cachedTokenHandler(b *testing.B) (*benchHandler, []string, identity.Identity) {
 	b.Helper()
 	h := newBenchHandler(b, benchCodec(b, "EdDSA"), token.DefaultCacheMaxCost)
 	id := benchIdentity(1)
@@ -264,11 +278,11 @@ func cachedTokenHandler(b *testing.B) (*Handler, []string, identity.Identity) {
 		b.Fatal(err)
 	}
 	// Verify once, and wait until the cache has taken the token in.
-	if _, err := h.verify(tok); err != nil {
+	if _, err := h.gate.Check(tok, time.Now()); err != nil {
 		b.Fatal(err)
 	}
-	h.state.cache.Wait()
-	if _, ok := h.state.cache.Get(tok, time.Now()); !ok {
+	h.gate.Cache.Wait()
+	if _, ok := h.gate.Cache.Get(tok, time.Now()); !ok {
 		b.Fatal("token not cached")
 	}
 	b.Logf("token length %d bytes", len(tok))
@@ -277,9 +291,9 @@ func cachedTokenHandler(b *testing.B) (*Handler, []string, identity.Identity) {
 
 // checkAllHits fails unless the cache answered exactly n more hits and no
 // more misses than before (hits0, misses0).
-func checkAllHits(b *testing.B, h *Handler, n int, hits0, misses0 uint64) {
+func checkAllHits(b *testing.B, h *benchHandler, n int, hits0, misses0 uint64) {
 	b.Helper()
-	if hits, misses := h.state.cache.Metrics(); misses != misses0 || hits-hits0 != uint64(n) {
+	if hits, misses := h.gate.Cache.Metrics(); misses != misses0 || hits-hits0 != uint64(n) {
 		b.Fatalf("cache hits %d, misses %d for %d requests", hits-hits0, misses-misses0, n)
 	}
 }
@@ -290,9 +304,9 @@ func checkAllHits(b *testing.B, h *Handler, n int, hits0, misses0 uint64) {
 // is the gate's own cost per request.
 func BenchmarkGateCacheHit(b *testing.B) {
 	h, auth, id := cachedTokenHandler(b)
-	hits0, misses0 := h.state.cache.Metrics()
+	hits0, misses0 := h.gate.Cache.Metrics()
 	ring := newBenchRing()
-	last := serveBench(b, h, ring.w, func(_, n int) []*http.Request {
+	last := serveBench(b, h.Handler, ring.w, func(_, n int) []*http.Request {
 		return ring.next(n, func(int) []string { return auth })
 	})
 	checkGated(b, last, id)
@@ -307,10 +321,10 @@ func BenchmarkGateCacheHit(b *testing.B) {
 // request), as it would in a server. An upper bound of the gate's cost.
 func BenchmarkGateCacheHitFreshRequests(b *testing.B) {
 	h, auth, id := cachedTokenHandler(b)
-	hits0, misses0 := h.state.cache.Metrics()
+	hits0, misses0 := h.gate.Cache.Metrics()
 	w := new(benchWriter)
 	reqs := make([]*http.Request, 0, benchChunk)
-	last := serveBench(b, h, w, func(_, n int) []*http.Request {
+	last := serveBench(b, h.Handler, w, func(_, n int) []*http.Request {
 		reqs = reqs[:0]
 		for range n {
 			reqs = append(reqs, prepareRequest(w, auth))
@@ -379,23 +393,23 @@ func benchmarkGateMiss(b *testing.B, alg string) {
 
 	ring := newBenchRing()
 	lastIndex := 0
-	last := serveBench(b, h, ring.w, func(done, n int) []*http.Request {
+	last := serveBench(b, h.Handler, ring.w, func(done, n int) []*http.Request {
 		offset := done % len(pool.auth)
 		if done > 0 && offset == 0 {
 			// The pool is used up: forget every token seen so far.
-			h.state.cache.Close()
-			c, err := token.NewCache[*verified](token.DefaultCacheMaxCost)
+			h.gate.Cache.Close()
+			c, err := token.NewCache[*gate.Verified](token.DefaultCacheMaxCost)
 			if err != nil {
 				b.Fatal(err)
 			}
-			h.state.cache = c
+			h.gate.Cache = c
 		}
 		n = min(n, len(pool.auth)-offset)
 		lastIndex = offset + n - 1
 		return ring.next(n, func(i int) []string { return pool.auth[offset+i] })
 	})
 	checkGated(b, last, benchIdentity(lastIndex))
-	if hits, _ := h.state.cache.Metrics(); hits != 0 {
+	if hits, _ := h.gate.Cache.Metrics(); hits != 0 {
 		b.Fatalf("%d cache hits in a benchmark of misses", hits)
 	}
 }
@@ -485,15 +499,15 @@ func benchmarkCacheMemory(b *testing.B, bound int64, tokens int) {
 		if err != nil {
 			return err
 		}
-		v, err := h.verify(tok) // caches the token as the gate does
+		v, err := h.gate.Check(tok, now) // caches the token as the gate does
 		if err != nil {
 			return err
 		}
-		costSum.Add(int64(len(tok) + v.headers.Size() + cacheEntryOverhead)) // verify's formula
+		costSum.Add(gate.EntryCost(tok, v)) // the gate's formula
 		lenSum.Add(int64(len(tok)))
 		return nil
 	})
-	h.state.cache.Wait()
+	h.gate.Cache.Wait()
 	elapsed := time.Since(start)
 	after := heapAlloc()
 	b.StopTimer()
@@ -506,7 +520,7 @@ func benchmarkCacheMemory(b *testing.B, bound int64, tokens int) {
 		if err != nil {
 			return err
 		}
-		if _, ok := h.state.cache.Get(tok, time.Now()); ok {
+		if _, ok := h.gate.Cache.Get(tok, time.Now()); ok {
 			kept.Add(1)
 		}
 		return nil

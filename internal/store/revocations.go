@@ -125,20 +125,3 @@ func (r *Revocations) Sync(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
-
-// Run syncs every interval until ctx ends. Failures are reported to onError
-// and retried at the next tick; the set keeps what it knew.
-func (r *Revocations) Run(ctx context.Context, interval time.Duration, onError func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			if err := r.Sync(ctx, now); err != nil && ctx.Err() == nil && onError != nil {
-				onError(err)
-			}
-		}
-	}
-}

@@ -232,10 +232,12 @@ type Store struct {
 
 // NewStore returns a Store on top of storage (usually ctx.Storage()).
 func NewStore(storage certmagic.Storage) *Store {
-	return &Store{storage: storage, avatars: avatar.NewStore(storage), lockSeed: maphash.MakeSeed()}
+	marked := markedStorage{storage}
+	return &Store{storage: marked, avatars: avatar.NewStore(marked), lockSeed: maphash.MakeSeed()}
 }
 
-// Storage is the underlying storage, for callers that need its locks.
+// Storage is the underlying storage, for callers that need its locks (or
+// keep records of their own there), its failures marked with ErrStorage.
 func (s *Store) Storage() certmagic.Storage { return s.storage }
 
 func userKey(appid, openid string) string {

@@ -159,32 +159,6 @@ func TestRevocationsAddSyncAndExpire(t *testing.T) {
 	}
 }
 
-func TestRevocationsRunStopsWithContext(t *testing.T) {
-	r := NewRevocations(newSweepStore(t, t.TempDir()))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		r.Run(ctx, 10*time.Millisecond, func(err error) { t.Errorf("sync error: %v", err) })
-		close(done)
-	}()
-	if err := r.store.SaveRevocation(context.Background(), &Revocation{SessionID: "bg", Until: time.Now().Add(time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !r.Revoked("bg") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if !r.Revoked("bg") {
-		t.Error("the background sync never learned the revocation")
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop when its context ended")
-	}
-}
-
 func TestSpendKeepsABoundedHistory(t *testing.T) {
 	now := time.Now()
 	s := &Session{RefreshHash: "h0", SpentHashes: []string{"legacy"}}

@@ -1,4 +1,4 @@
-package caddymodule
+package caddywxauth
 
 import (
 	"go/ast"
@@ -26,13 +26,13 @@ func TestSecretComparisonsAreConstantTime(t *testing.T) {
 		operands []string
 	}{
 		// The refresh token's hash against the session's current one.
-		{"../internal/login/refresh.go", "Refresh", []string{"presented", "sess.RefreshHash"}},
-		{"../internal/login/refresh.go", "LogoutWithRefresh", []string{"presented", "sess.RefreshHash"}},
+		{"internal/login/refresh.go", "Refresh", []string{"presented", "sess.RefreshHash"}},
+		{"internal/login/refresh.go", "LogoutWithRefresh", []string{"presented", "sess.RefreshHash"}},
 		// The web login's state against the cookie that binds it to the
 		// browser.
-		{"web.go", "serveWebCallback", []string{"c.Value", "state"}},
+		{"internal/weblogin/weblogin.go", "Finish", []string{"browserState", "state"}},
 		// The legacy rawData signature, keyed with the session_key.
-		{"../internal/userdata/signature.go", "VerifySignature", []string{"got", "want"}},
+		{"internal/userdata/signature.go", "VerifySignature", []string{"got", "want"}},
 	} {
 		t.Run(site.file+":"+site.fn, func(t *testing.T) {
 			fset := token.NewFileSet()

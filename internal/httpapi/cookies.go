@@ -1,4 +1,4 @@
-package caddymodule
+package httpapi
 
 import (
 	"net/http"
@@ -13,7 +13,7 @@ import (
 // does coming back from the platform, but not with another site's POSTs.
 // SameSite does not separate sibling subdomains or other ports of one
 // host, so cookie-authenticated unsafe requests are also checked for their
-// origin (see crossOrigin).
+// origin (see API.crossOrigin).
 const (
 	// cookiePrefix starts the name of every cookie of the gateway: none of
 	// them is ever passed to the upstream.
@@ -32,33 +32,33 @@ const (
 
 // refreshCookiePath is where the browser sends the refresh cookie: every
 // endpoint, so that logout sees it too.
-func (h *Handler) refreshCookiePath() string { return h.prefix + "/" }
+func (s *API) refreshCookiePath() string { return s.prefix + "/" }
 
 // setSessionCookies hands a browser its session.
-func (h *Handler) setSessionCookies(w http.ResponseWriter, res *login.Result) {
-	h.setAccessCookie(w, res.AccessToken, res.AccessExpires)
-	setCookie(w, refreshCookie, res.RefreshToken, h.refreshCookiePath(), time.Until(res.Session.RefreshExpires))
+func (s *API) setSessionCookies(w http.ResponseWriter, res *login.Result) {
+	s.setAccessCookie(w, res.AccessToken, res.AccessExpires)
+	setCookie(w, refreshCookie, res.RefreshToken, s.refreshCookiePath(), time.Until(res.Session.RefreshExpires))
 }
 
 // setAccessCookie replaces the browser's access token (after a profile or
 // phone change).
-func (h *Handler) setAccessCookie(w http.ResponseWriter, access string, expires time.Time) {
+func (s *API) setAccessCookie(w http.ResponseWriter, access string, expires time.Time) {
 	setCookie(w, tokenCookie, access, "/", time.Until(expires))
 }
 
 // clearSessionCookies ends a browser's session (logout): both cookies, each
 // with its own path, whether or not this request carried them (a cookie
 // scoped to another path is not sent here, yet must go).
-func (h *Handler) clearSessionCookies(w http.ResponseWriter) {
+func (s *API) clearSessionCookies(w http.ResponseWriter) {
 	clearCookie(w, tokenCookie, "/")
-	h.clearRefreshCookie(w)
+	s.clearRefreshCookie(w)
 }
 
 // clearRefreshCookie removes the refresh cookie, and the one that gateways
 // before the logout fix scoped to <prefix>/web/.
-func (h *Handler) clearRefreshCookie(w http.ResponseWriter) {
-	clearCookie(w, refreshCookie, h.refreshCookiePath())
-	clearCookie(w, refreshCookie, h.prefix+"/web/")
+func (s *API) clearRefreshCookie(w http.ResponseWriter) {
+	clearCookie(w, refreshCookie, s.refreshCookiePath())
+	clearCookie(w, refreshCookie, s.prefix+"/web/")
 }
 
 func setCookie(w http.ResponseWriter, name, value, path string, life time.Duration) {

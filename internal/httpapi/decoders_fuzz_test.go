@@ -1,4 +1,4 @@
-package caddymodule
+package httpapi
 
 import (
 	"bytes"
@@ -268,7 +268,6 @@ func FuzzProfileRequestDecoder(f *testing.F) {
 		f.Add(seed.mode, []byte(seed.body))
 	}
 	msgs := decodeJSONMessages(&profileRequest{})
-	h := &Handler{prefix: "/wx"}
 	wantBase := "http://example.com/wx/avatar/"
 	f.Fuzz(func(t *testing.T, mode byte, body []byte) {
 		mt, params, _ := mime.ParseMediaType(fuzzContentTypes[mode&15])
@@ -277,7 +276,7 @@ func FuzzProfileRequestDecoder(f *testing.F) {
 			return
 		}
 		r, _ := fuzzRequest(mode, body, maxMultipartBody)
-		change, e := h.readAvatarUpload(httptest.NewRecorder(), r, params["boundary"])
+		change, e := readAvatarUpload(httptest.NewRecorder(), r, params["boundary"], wantBase)
 		if e != nil {
 			checkContractError(t, e, avatarUploadMessages)
 			return

@@ -1,4 +1,4 @@
-package caddymodule
+package httpapi
 
 import (
 	"net/http"
@@ -12,40 +12,34 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
 )
 
-// limitedEndpoint reports whether an endpoint counts against the client
-// IP's rate limit: those that log in, write sessions or reach the
-// platform. The gate, /me, avatars and logout do not.
-func limitedEndpoint(endpoint string) bool {
-	switch endpoint {
-	case "login", "refresh", "profile", "phone", "web/login", "web/callback":
-		return true
+// limited makes an endpoint count against the client IP's rate limit:
+// those that log in, write sessions or reach the platform. Over the limit
+// the answer is 429 with Retry-After, before the endpoint runs.
+func (s *API) limited(endpoint string, next http.HandlerFunc) http.HandlerFunc {
+	if s.limiter == nil {
+		return next
 	}
-	return false
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.allow(w, r, endpoint) {
+			next(w, r)
+		}
+	}
 }
 
 // allow takes one request from the client IP's allowance, or answers 429
 // and returns false.
-func (h *Handler) allow(w http.ResponseWriter, r *http.Request, endpoint string) bool {
-	if h.limiter == nil {
-		return true
-	}
-	h.warnUntrustedForwarding(r)
-	key := clientKey(r)
-	now := time.Now()
-	ok, retry := h.limiter.Allow(key, now)
+func (s *API) allow(w http.ResponseWriter, r *http.Request, endpoint string) bool {
+	s.warnUntrustedForwarding(r)
+	ok, retry := s.limiter.Allow(clientKey(r), time.Now())
 	if ok {
 		return true
 	}
-	h.refuse(w, endpoint, "client_ip", retry)
-	return false
-}
-
-func (h *Handler) refuse(w http.ResponseWriter, endpoint, reason string, retry time.Duration) {
-	h.metrics.RateLimited.WithLabelValues(endpoint, reason).Inc()
+	s.metrics.RateLimited.WithLabelValues(endpoint, "client_ip").Inc()
 	// Debug: a flood must not become a flood of log lines.
-	h.logger.Debug("rate limited", zap.String("endpoint", endpoint), zap.String("reason", reason),
+	s.logger.Debug("rate limited", zap.String("endpoint", endpoint), zap.String("reason", "client_ip"),
 		zap.Duration("retry_after", retry))
 	writeError(w, errRateLimited(retry))
+	return false
 }
 
 // untrustedForwardingWarned makes the warning of warnUntrustedForwarding
@@ -56,7 +50,7 @@ var untrustedForwardingWarned atomic.Bool
 // through a proxy Caddy does not trust: Caddy then takes the proxy's
 // address as the client's, and every client behind it shares one
 // allowance of the rate limit.
-func (h *Handler) warnUntrustedForwarding(r *http.Request) {
+func (s *API) warnUntrustedForwarding(r *http.Request) {
 	if r.Header.Get("X-Forwarded-For") == "" || untrustedForwardingWarned.Load() {
 		return
 	}
@@ -64,7 +58,7 @@ func (h *Handler) warnUntrustedForwarding(r *http.Request) {
 		return
 	}
 	if untrustedForwardingWarned.CompareAndSwap(false, true) {
-		h.logger.Warn("requests arrive with X-Forwarded-For from an address that trusted_proxies does not cover: "+
+		s.logger.Warn("requests arrive with X-Forwarded-For from an address that trusted_proxies does not cover: "+
 			"the rate limit counts every client behind that proxy as one; add the proxy to the server's trusted_proxies",
 			zap.String("remote_addr", r.RemoteAddr))
 	}

@@ -1,12 +1,23 @@
-package caddymodule
+package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/profile"
+	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/userdata"
+	"github.com/wxauth/caddy-wxauth/internal/weblogin"
 )
 
 // apiError is one row of the contract's error table, with a message that
@@ -31,14 +42,21 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.Allow != "" {
 		hdr.Set("Allow", e.Allow)
 	}
+	setChallenge(hdr, e)
+	w.WriteHeader(e.Status)
+	encodeJSON(w, e)
+}
+
+// setChallenge sets the WWW-Authenticate of a token error, as RFC 6750 has
+// it: no error for a request without a token, invalid_token for one whose
+// token does not do.
+func setChallenge(hdr http.Header, e *apiError) {
 	switch e.Code {
 	case "login_required":
 		hdr.Set("WWW-Authenticate", `Bearer realm="wxauth"`)
 	case "token_invalid", "token_expired", "token_revoked":
 		hdr.Set("WWW-Authenticate", `Bearer realm="wxauth", error="invalid_token"`)
 	}
-	w.WriteHeader(e.Status)
-	encodeJSON(w, e)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -89,7 +107,7 @@ func errLoginRequired() *apiError {
 
 func errTokenInvalid() *apiError {
 	return &apiError{Status: http.StatusUnauthorized, Code: "token_invalid",
-		Message: "the access token is not valid here; log in again"}
+		Message: "the token is not valid here (not ours, or its session is gone); log in again"}
 }
 
 func errTokenExpired() *apiError {
@@ -107,19 +125,19 @@ func errForbiddenOrigin() *apiError {
 		Message: "this request carries the session cookie but was sent by a page of another origin; send it from this site's own pages, or have the operator add that origin to trusted_origins"}
 }
 
-func errRefreshInvalid() *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: "token_invalid",
-		Message: "the refresh token is not valid here; log in again"}
-}
-
 func errRefreshExpired() *apiError {
 	return &apiError{Status: http.StatusUnauthorized, Code: "token_expired",
 		Message: "the refresh token has expired; log in again"}
 }
 
+func errStorage() *apiError {
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error",
+		Message: "the gateway could not read or save the session (a storage failure, logged on the server); nothing was half-saved, try again shortly"}
+}
+
 func errInternal() *apiError {
 	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error",
-		Message: "the gateway could not read or save the session (a storage failure, logged on the server); try again shortly"}
+		Message: "the gateway could not complete the request (the cause is logged on the server); nothing was half-saved, try again shortly"}
 }
 
 func errDecryptFailed(detail string) *apiError {
@@ -158,4 +176,86 @@ func platformError(pe *platform.Error) *apiError {
 		e.Status = http.StatusBadGateway
 	}
 	return e
+}
+
+// failure is how the gateway answers and logs an error of a domain
+// service: the contract's row, the level of the log line, and what the
+// line says besides the operation, app, user and result.
+type failure struct {
+	answer *apiError
+	level  zapcore.Level
+	fields []zap.Field
+	// backoff: the gateway itself refused a user who is backing off after
+	// the platform's 45011 (counted in rate_limited_total).
+	backoff bool
+}
+
+// failureOf maps the errors of the domain services onto the contract's
+// table: info for the client's mistakes, warn with the errcode for the
+// platform's refusals, error for the gateway's own. It is the one place
+// that does; it only maps.
+func failureOf(err error) failure {
+	var (
+		input    *profile.InputError
+		rejected *profile.RejectedError
+	)
+	pe := platform.AsError(err)
+	switch {
+	case errors.As(err, &input):
+		return failure{answer: errInvalidRequest(input.Message)}
+	case errors.As(err, &rejected):
+		return failure{answer: errContentRejected(rejected.Field),
+			fields: []zap.Field{zap.String("field", rejected.Field), zap.Int("label", rejected.Label)}}
+	case errors.Is(err, profile.ErrNotImage):
+		return failure{answer: errNotImage()}
+	case errors.Is(err, profile.ErrTooLarge):
+		return failure{answer: errBodyTooLarge(avatar.MaxSize)}
+	case errors.Is(err, profile.ErrNoSessionKey):
+		return failure{answer: errDecryptFailed("the server holds no session key for this user")}
+	case errors.Is(err, userdata.ErrMalformed):
+		// Still decrypt_failed, as the contract has it; the message says
+		// what is malformed, since logging in again will not fix that.
+		return failure{answer: &apiError{Status: http.StatusBadRequest, Code: "decrypt_failed",
+			Message: err.Error() + "; send encrypted_data and iv exactly as wx.getUserInfo returned them"}}
+	case errors.Is(err, userdata.ErrDecrypt), errors.Is(err, userdata.ErrWatermark), errors.Is(err, userdata.ErrSignature):
+		return failure{answer: errDecryptFailed("the encrypted user data does not decrypt or verify with this user's session key")}
+	case errors.Is(err, login.ErrRevoked):
+		return failure{answer: errTokenRevoked()}
+	case errors.Is(err, login.ErrRefreshExpired):
+		return failure{answer: errRefreshExpired()}
+	case errors.Is(err, login.ErrRefreshInvalid):
+		return failure{answer: errTokenInvalid()}
+	case pe != nil && pe.Code == platform.RateLimited && pe.Errcode == 0:
+		// Not the platform's answer but ours: the user is backing off
+		// after its 45011 (see profile.Service.Backoff).
+		return failure{answer: platformError(pe), level: zapcore.DebugLevel, backoff: true}
+	case pe != nil:
+		fields := []zap.Field{zap.String("api", pe.API), zap.Int("errcode", pe.Errcode), zap.String("detail", pe.Message)}
+		if pe.Errmsg != "" {
+			fields = append(fields, zap.String("errmsg", pe.Errmsg)) // the platform's request id is in it
+		}
+		return failure{answer: platformError(pe), level: zapcore.WarnLevel, fields: fields}
+	case webLoginError(err):
+		return failure{answer: errInvalidRequest(err.Error() + "; start the web login again")}
+	case errors.Is(err, store.ErrStorage):
+		return failure{answer: errStorage(), level: zapcore.ErrorLevel, fields: []zap.Field{zap.Error(err)}}
+	case errors.Is(err, context.Canceled):
+		// The client hung up while waiting (a retried post of a code
+		// whose first exchange was still going): not a server fault.
+		return failure{answer: errInternal(), level: zapcore.DebugLevel,
+			fields: []zap.Field{zap.String("detail", "abandoned by the client")}}
+	}
+	return failure{answer: errInternal(), level: zapcore.ErrorLevel, fields: []zap.Field{zap.Error(err)}}
+}
+
+// webLoginError reports whether err is one of the web login's reasons to
+// start again.
+func webLoginError(err error) bool {
+	for _, e := range []error{weblogin.ErrNoWebApp, weblogin.ErrUnknownApp, weblogin.ErrForeignState,
+		weblogin.ErrUnknownState, weblogin.ErrAppGone, weblogin.ErrNotAuthorized} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,260 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/token"
+	"github.com/wxauth/caddy-wxauth/internal/valid"
+)
+
+// Defaults, as the contract states them.
+const (
+	DefaultEndpoints      = "/wx"
+	DefaultAccessTTL      = 2 * time.Hour
+	DefaultRefreshTTL     = 720 * time.Hour
+	DefaultRevocationSync = 5 * time.Second
+	DefaultSweepInterval  = time.Hour
+	// DefaultRateLimit per client IP on the endpoints that log in or reach
+	// the platform: enough for a person and a few neighbours behind one
+	// carrier NAT, far below what the platform's own limits allow a flood.
+	DefaultRateLimitRequests = 60
+	DefaultRateLimitWindow   = time.Minute
+	// DefaultPlatformConcurrency is the calls in flight per app and node.
+	DefaultPlatformConcurrency = 16
+	// DefaultRefreshGrace covers a retry after a lost answer and tabs
+	// refreshing at once, and is short enough that a stolen spent token is
+	// of little use.
+	DefaultRefreshGrace    = 30 * time.Second
+	minSigningKeyLength    = 32
+	defaultTokenCacheBytes = token.DefaultCacheMaxCost
+)
+
+// RateLimit is the per-client-IP limit: Requests per Window, in bursts of
+// up to Requests. Off turns it off (and with it the backoff after the
+// platform's errcode 45011).
+type RateLimit struct {
+	Requests int            `json:"requests,omitempty"`
+	Window   caddy.Duration `json:"window,omitempty"`
+	Off      bool           `json:"off,omitempty"`
+}
+
+// AppConfig is one mini program or web app.
+type AppConfig struct {
+	AppID string `json:"appid"`
+	// Secret is the appsecret; {env.*} and {file.*} placeholders keep it
+	// out of the config itself (and out of the admin API's /config).
+	Secret   string `json:"secret,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	APIBase  string `json:"api_base,omitempty"`
+
+	// ContentCheck set to false skips the platform's content check of this
+	// app's nicknames and avatars (on by default). For apps whose own
+	// moderation covers it, or where the check's quota is a problem.
+	ContentCheck *bool `json:"content_check,omitempty"`
+}
+
+// webScope is the OAuth scope a web app asks for: snsapi_login for QR
+// login, snsapi_base (a silent login) unless the operator asked for
+// snsapi_userinfo on official-account pages.
+func (ac AppConfig) webScope() string {
+	switch kind, _ := ac.kind(); {
+	case kind == platform.WeChatQR:
+		return platform.ScopeLogin
+	case ac.Scope != "":
+		return ac.Scope
+	}
+	return platform.ScopeBase
+}
+
+// kind is the app's platform; wechat when none is set.
+func (ac AppConfig) kind() (platform.Kind, error) {
+	if ac.Platform == "" {
+		return platform.WeChat, nil
+	}
+	return platform.ParseKind(ac.Platform)
+}
+
+// check finds the mistakes of one app's configuration.
+func (ac AppConfig) check(sandbox bool) error {
+	if !valid.ID(ac.AppID) {
+		return fmt.Errorf("appid %q is not valid: use letters, digits, '_' or '-' (e.g. wx1234567890abcdef)", ac.AppID)
+	}
+	kind, err := ac.kind()
+	if err != nil {
+		return fmt.Errorf("app %s: %w", ac.AppID, err)
+	}
+	switch {
+	case ac.Scope != "" && kind == platform.WeChatQR:
+		return fmt.Errorf("app %s: a wechat-qr app always uses scope snsapi_login; remove scope", ac.AppID)
+	case ac.Scope != "" && kind != platform.WeChatWeb:
+		return fmt.Errorf("app %s: scope applies only to wechat-web apps (official-account pages)", ac.AppID)
+	case ac.Scope != "" && ac.Scope != platform.ScopeBase && ac.Scope != platform.ScopeUserInfo:
+		return fmt.Errorf("app %s: scope %q: want snsapi_base or snsapi_userinfo", ac.AppID, ac.Scope)
+	}
+	if !sandbox && ac.Secret == "" {
+		return fmt.Errorf("app %s has no secret; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID)
+	}
+	if err := checkBaseURL("api_base", ac.APIBase); err != nil {
+		return fmt.Errorf("app %s: %w", ac.AppID, err)
+	}
+	return nil
+}
+
+// checkConfig finds the mistakes that need no outside state. It runs from
+// Provision, so `caddy validate` and `caddy run` report them alike.
+func (h *Handler) checkConfig() error {
+	if len(h.Apps) == 0 {
+		return errors.New("no app configured; add `app <appid> { secret ... }` (or `app <appid>` with `sandbox`)")
+	}
+	seen := make(map[string]bool, len(h.Apps))
+	for _, ac := range h.Apps {
+		if err := ac.check(h.Sandbox); err != nil {
+			return err
+		}
+		if seen[ac.AppID] {
+			return fmt.Errorf("app %s is configured twice", ac.AppID)
+		}
+		seen[ac.AppID] = true
+	}
+	if h.Sandbox && h.APIBase != "" {
+		return errors.New("sandbox and api_base both set: sandbox answers every platform call in-process, so remove one of them")
+	}
+	if h.Sandbox && h.OpenBase != "" {
+		return errors.New("sandbox and open_base both set: sandbox serves its own authorize page, so remove one of them")
+	}
+	for _, base := range [][2]string{{"api_base", h.APIBase}, {"open_base", h.OpenBase}, {"avatar_base", h.AvatarBase}} {
+		if err := checkBaseURL(base[0], base[1]); err != nil {
+			return err
+		}
+	}
+	if h.Endpoints != "" && (!strings.HasPrefix(h.Endpoints, "/") || strings.ContainsAny(h.Endpoints, "?#* {}") || strings.TrimSuffix(h.Endpoints, "/") == "") {
+		return fmt.Errorf("endpoints %q must be a path prefix such as /wx or /auth/wx", h.Endpoints)
+	}
+	if h.SigningKey != "" && !strings.Contains(h.SigningKey, "{") && len(h.SigningKey) < minSigningKeyLength {
+		return fmt.Errorf("signing_key is %d bytes; it must be at least %d bytes of random data (e.g. openssl rand -base64 48)", len(h.SigningKey), minSigningKeyLength)
+	}
+	if err := h.checkDurations(); err != nil {
+		return err
+	}
+	if h.TokenCacheBytes < 0 {
+		return errors.New("token_cache_bytes must be positive")
+	}
+	if rl := h.RateLimit; rl != nil && !rl.Off && (rl.Requests < 0 || rl.Window < 0) {
+		return errors.New("rate_limit: requests and window must be positive (e.g. rate_limit 60 1m), or rate_limit off")
+	}
+	if h.PlatformConcurrency < 0 {
+		return errors.New("platform_concurrency must be positive")
+	}
+	for _, origin := range h.TrustedOrigins {
+		if err := checkOrigin(origin); err != nil {
+			return fmt.Errorf("trusted_origins: %w", err)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) checkDurations() error {
+	for _, d := range []struct {
+		name  string
+		value caddy.Duration
+	}{{"access_ttl", h.AccessTTL}, {"refresh_ttl", h.RefreshTTL}, {"platform_timeout", h.PlatformTimeout},
+		{"revocation_sync", h.RevocationSync}, {"sweep_interval", h.SweepInterval}} {
+		if d.value < 0 {
+			return fmt.Errorf("%s must be positive", d.name)
+		}
+	}
+	switch {
+	case h.AccessTTL > 0 && h.AccessTTL < caddy.Duration(time.Second):
+		return errors.New("access_ttl must be at least 1s")
+	case h.refreshTTL() < h.accessTTL():
+		return errors.New("refresh_ttl must not be shorter than access_ttl")
+	case h.RevocationSync > 0 && h.RevocationSync < caddy.Duration(100*time.Millisecond):
+		return errors.New("revocation_sync must be at least 100ms (every sync lists the revocations in storage)")
+	case h.SweepInterval > 0 && h.SweepInterval < caddy.Duration(time.Second):
+		return errors.New("sweep_interval must be at least 1s")
+	case h.RefreshGrace != nil && (*h.RefreshGrace < 0 || time.Duration(*h.RefreshGrace) > h.refreshTTL()):
+		return errors.New("refresh_grace must be between 0 (off) and refresh_ttl; the default is 30s")
+	}
+	return nil
+}
+
+func checkBaseURL(name, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return fmt.Errorf("%s %q must be an http(s) URL such as https://api.weixin.qq.com", name, raw)
+	}
+	return nil
+}
+
+// checkOrigin accepts what a browser sends as Origin: scheme://host[:port]
+// and nothing else, so that an entry cannot silently never match.
+func checkOrigin(origin string) error {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(origin, "/") || origin != strings.ToLower(u.Scheme)+"://"+u.Host {
+		return fmt.Errorf("%q is not an origin: write it as a browser sends it, such as https://shop.example.com or http://127.0.0.1:8081", origin)
+	}
+	return nil
+}
+
+// The configured values with their defaults.
+
+func (h *Handler) prefix() string {
+	if p := strings.TrimSuffix(h.Endpoints, "/"); p != "" {
+		return p
+	}
+	return DefaultEndpoints
+}
+
+func (h *Handler) accessTTL() time.Duration  { return durationOr(h.AccessTTL, DefaultAccessTTL) }
+func (h *Handler) refreshTTL() time.Duration { return durationOr(h.RefreshTTL, DefaultRefreshTTL) }
+
+func (h *Handler) refreshGrace() time.Duration {
+	if h.RefreshGrace == nil {
+		return DefaultRefreshGrace
+	}
+	return time.Duration(*h.RefreshGrace)
+}
+
+func (h *Handler) rateLimit() (requests int, window time.Duration) {
+	requests, window = DefaultRateLimitRequests, DefaultRateLimitWindow
+	if h.RateLimit != nil {
+		if h.RateLimit.Requests > 0 {
+			requests = h.RateLimit.Requests
+		}
+		window = durationOr(h.RateLimit.Window, window)
+	}
+	return requests, window
+}
+
+func (h *Handler) platformConcurrency() int {
+	if h.PlatformConcurrency > 0 {
+		return h.PlatformConcurrency
+	}
+	return DefaultPlatformConcurrency
+}
+
+func (h *Handler) tokenCacheBytes() int64 {
+	if h.TokenCacheBytes > 0 {
+		return h.TokenCacheBytes
+	}
+	return defaultTokenCacheBytes
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return time.Duration(d)
+	}
+	return def
+}

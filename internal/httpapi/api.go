@@ -1,0 +1,113 @@
+// Package httpapi is the gateway's HTTP face, in plain net/http: the
+// endpoints under the prefix (login, refresh, logout, me, profile, avatar,
+// phone, the web login), the gate's handling of a request (finding its
+// token, removing forged identity headers, refusing with the contract's
+// errors), cookies, request decoding, the contract's error table and the
+// per-IP rate limit. It turns HTTP into calls on the domain services and
+// their answers into HTTP; the Caddy module builds it and hands it those
+// services.
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/gate"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/metrics"
+	"github.com/wxauth/caddy-wxauth/internal/profile"
+	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
+	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/token"
+	"github.com/wxauth/caddy-wxauth/internal/weblogin"
+)
+
+// Config is what an API is built from: the operator's choices and the
+// domain services. Every field but Limiter, OpenBase, AvatarBase and
+// TrustedOrigins must be set.
+type Config struct {
+	Prefix   string // the endpoints' path prefix, such as /wx
+	Sandbox  bool   // the platform is the built-in fake: its authorize page is served here
+	Optional bool   // requests without a token pass the gate anonymously
+	// OpenBase is where the platform's authorize pages are ("" for the
+	// platform's own, or the sandbox's page under the prefix).
+	OpenBase string
+	// AvatarBase is the public URL uploaded avatars are served under
+	// ("" for the scheme and host of the upload, and the prefix).
+	AvatarBase string
+	// TrustedOrigins may send cookie-authenticated unsafe requests besides
+	// the site's own origin.
+	TrustedOrigins []string
+
+	Logger   *zap.Logger
+	Metrics  *metrics.Metrics
+	Apps     *Apps
+	Codec    *token.Codec
+	Store    *store.Store
+	Avatars  *avatar.Store
+	Gate     *gate.Gate
+	Logins   *login.Service
+	Profiles *profile.Service
+	Web      *weblogin.Flow
+	Limiter  *ratelimit.Limiter // nil with rate_limit off
+}
+
+// API serves the endpoints and gates requests for one configuration.
+type API struct {
+	prefix     string
+	sandbox    bool
+	optional   bool
+	openBase   string
+	avatarBase string // ending in "/", or ""
+	logger     *zap.Logger
+	metrics    *metrics.Metrics
+
+	apps     *Apps
+	codec    *token.Codec
+	store    *store.Store
+	avatars  *avatar.Store
+	gate     *gate.Gate
+	logins   *login.Service
+	profiles *profile.Service
+	web      *weblogin.Flow
+	limiter  *ratelimit.Limiter
+	// crossOrigin refuses other origins' cookie-authenticated unsafe
+	// requests.
+	crossOrigin *http.CrossOriginProtection
+
+	router *router
+}
+
+// New builds the API of a configuration.
+func New(c Config) (*API, error) {
+	a := &API{
+		prefix: c.Prefix, sandbox: c.Sandbox, optional: c.Optional, openBase: c.OpenBase, avatarBase: c.AvatarBase,
+		logger: c.Logger, metrics: c.Metrics, apps: c.Apps, codec: c.Codec, store: c.Store, avatars: c.Avatars,
+		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, limiter: c.Limiter,
+		crossOrigin: http.NewCrossOriginProtection(),
+	}
+	if a.avatarBase != "" && !strings.HasSuffix(a.avatarBase, "/") {
+		a.avatarBase += "/"
+	}
+	for _, origin := range c.TrustedOrigins {
+		if err := a.crossOrigin.AddTrustedOrigin(origin); err != nil {
+			return nil, fmt.Errorf("trusted_origins: %w", err)
+		}
+	}
+	a.router = newRouter(a)
+	return a, nil
+}
+
+// Owns reports whether a request is for the endpoints: under the prefix
+// (/wxfoo is not).
+func (a *API) Owns(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, a.prefix) && (len(p) == len(a.prefix) || p[len(a.prefix)] == '/')
+}
+
+// ServeHTTP serves the endpoints.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }

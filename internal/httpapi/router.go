@@ -1,0 +1,89 @@
+package httpapi
+
+import (
+	"net/http"
+	"path"
+	"strings"
+)
+
+// route is one endpoint under the prefix.
+type route struct {
+	// methods the endpoint takes, such as "POST" or "GET, HEAD".
+	methods string
+	// path after the prefix, in ServeMux syntax ("/avatar/{id}").
+	path    string
+	handler http.HandlerFunc
+	// limited names the endpoint in the rate limit ("" when it does not
+	// count against it).
+	limited string
+}
+
+// routes are the endpoints of a configuration.
+func (s *API) routes() []route {
+	sessions := sessionEndpoints{s}
+	profiles := profileEndpoints{s}
+	web := webEndpoints{s}
+	rs := []route{
+		{"POST", "/login", sessions.login, "login"},
+		{"POST", "/refresh", sessions.refresh, "refresh"},
+		{"POST", "/logout", sessions.logout, ""},
+		{"GET", "/me", profiles.me, ""},
+		{"POST", "/profile", profiles.profile, "profile"},
+		{"GET, HEAD", "/avatar/{id}", profiles.avatar, ""},
+		{"POST", "/phone", profiles.phone, "phone"},
+		{"GET, HEAD", "/web/login", web.login, "web/login"},
+		{"GET", "/web/callback", web.callback, "web/callback"},
+	}
+	if s.sandbox {
+		// The sandbox's stand-ins for open.weixin.qq.com's two pages.
+		rs = append(rs,
+			route{"GET", "/web/sandbox/connect/oauth2/authorize", web.sandboxAuthorize, ""},
+			route{"GET", "/web/sandbox/connect/qrconnect", web.sandboxAuthorize, ""})
+	}
+	return rs
+}
+
+// router serves the endpoints under the prefix: a ServeMux with a pattern
+// per endpoint and method, answering the contract's JSON errors itself for
+// a path that is no endpoint (404) or a method it does not take (405 with
+// Allow).
+type router struct{ mux *http.ServeMux }
+
+func newRouter(s *API) *router {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		p := s.prefix + rt.path
+		methods := strings.Split(rt.methods, ", ")
+		handle := func(pattern string, h http.HandlerFunc) {
+			if rt.limited != "" {
+				h = s.limited(rt.limited, h)
+			}
+			mux.HandleFunc(pattern, h)
+		}
+		for _, m := range methods {
+			handle(m+" "+p, rt.handler)
+		}
+		notAllowed := func(w http.ResponseWriter, _ *http.Request) { writeError(w, errMethod(rt.methods)) }
+		// A GET pattern also takes HEAD, unless HEAD has one of its own.
+		if rt.methods == http.MethodGet {
+			handle(http.MethodHead+" "+p, notAllowed)
+		}
+		// Any other method.
+		handle(p, notAllowed)
+	}
+	return &router{mux: mux}
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// ServeMux would redirect an unclean path to its clean form; no
+	// endpoint is at an unclean path.
+	if p := r.URL.Path; path.Clean(p) != p || strings.HasSuffix(p, "/") {
+		writeError(w, errNotFound())
+		return
+	}
+	if _, pattern := rt.mux.Handler(r); pattern == "" {
+		writeError(w, errNotFound())
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
+}
