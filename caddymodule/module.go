@@ -17,11 +17,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/identity"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/internal/profile"
 	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
 	"github.com/wxauth/caddy-wxauth/internal/store"
@@ -303,7 +303,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			},
 		}
 		if h.Sandbox {
-			client.HTTP = &http.Client{Transport: sandbox.Transport()}
+			client.HTTP = &http.Client{Transport: fakeplatform.Sandbox().Transport()}
 		}
 		return platformService{&platform.Service{Client: client}}, nil
 	})

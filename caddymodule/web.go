@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/internal/store"
 )
 
@@ -40,7 +40,7 @@ func (h *Handler) serveWeb(w http.ResponseWriter, r *http.Request, rest string) 
 			writeError(w, errInvalidRequest("the sandbox authorize page only returns to this gateway's "+h.prefix+"/web/callback"))
 			return
 		}
-		sandbox.Authorize(w, r)
+		fakeplatform.Sandbox().Authorize(w, r)
 	default:
 		writeError(w, errNotFound())
 	}
