@@ -23,21 +23,10 @@ var failureCodes = map[string]failure{
 func (e *Engine) code2Session(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	appid, code := q.Get("appid"), q.Get("js_code")
-	if f, ok := e.checkApp(appid, q.Get("secret")); !ok {
-		e.rejected(code)
-		writeFailure(w, f)
-		return
-	}
-	if !e.scripted(w, r, code, func() bool { return e.firstAttempt(e.attempts, appid, code) }) {
-		return
-	}
-	if f, missing := missingParam(q, code, failInvalidCode); missing {
-		e.rejected(code)
-		writeFailure(w, f)
-		return
-	}
-	if f, isFailure := failureCodes[code]; isFailure {
-		writeFailure(w, f)
+	if refused, rejected := e.refuse(w, r, codeExchange{appid, code, code, e.attempts, failInvalidCode}); refused {
+		if rejected {
+			e.rejected(code)
+		}
 		return
 	}
 
@@ -72,6 +61,37 @@ func (e *Engine) code2Session(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// codeExchange is a code exchange (mini program or web) being answered.
+type codeExchange struct {
+	appid, code string
+	user        string          // whose identity the code is: code, or its WebUser
+	attempts    map[appCode]int // Options.Scripted's attempts of this API
+	noCode      failure         // the answer to a missing code, which differs by API
+}
+
+// refuse answers an exchange that cannot log in (bad credentials, a
+// scripted code, a missing parameter, a failure code) and reports whether
+// it did, and whether for the credentials or parameters (rejected).
+func (e *Engine) refuse(w http.ResponseWriter, r *http.Request, x codeExchange) (refused, rejected bool) {
+	q := r.URL.Query()
+	if f, ok := e.checkApp(x.appid, q.Get("secret")); !ok {
+		writeFailure(w, f)
+		return true, true
+	}
+	if !e.scripted(w, r, x.user, func() bool { return e.firstAttempt(x.attempts, x.appid, x.code) }) {
+		return true, false
+	}
+	if f, missing := missingParam(q, x.user, x.noCode); missing {
+		writeFailure(w, f)
+		return true, true
+	}
+	if f, isFailure := failureCodes[x.user]; isFailure {
+		writeFailure(w, f)
+		return true, false
+	}
+	return false, false
 }
 
 // missingParam is the answer to a code exchange (mini program or web) that

@@ -78,18 +78,25 @@ func (e *Engine) checkToken(w http.ResponseWriter, r *http.Request) (appid strin
 		}
 		return "", true
 	}
-	e.mu.Lock()
-	t, found := e.tokens[token]
-	var issued issuedToken
-	if found {
-		issued = *t
-	}
-	e.mu.Unlock()
-	if f, bad := tokenRefusal(found, issued.state); bad {
+	t, found := lookUp(e, e.tokens, token)
+	if f, bad := tokenRefusal(found, t.state); bad {
 		writeFailure(w, f)
 		return "", false
 	}
-	return issued.appid, true
+	return t.appid, true
+}
+
+// lookUp returns a copy of what a stateful engine issued token for (an app
+// or a web token), and whether it did.
+func lookUp[T any](e *Engine, issued map[string]*T, token string) (T, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var v T
+	p, found := issued[token]
+	if found {
+		v = *p
+	}
+	return v, found
 }
 
 // tokenRefusal is the answer to a token that was not issued (found false)

@@ -23,25 +23,13 @@ type webGrant struct {
 func (e *Engine) webAccessToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	appid, code := q.Get("appid"), q.Get("code")
-	if f, ok := e.checkApp(appid, q.Get("secret")); !ok {
-		writeFailure(w, f)
-		return
-	}
 	// The identity is the user's; a stateful authorize page issued a
 	// fresh code for them.
 	user := code
 	if e.opts.Stateful {
 		user = WebUser(code)
 	}
-	if !e.scripted(w, r, user, func() bool { return e.firstAttempt(e.webAttempts, appid, code) }) {
-		return
-	}
-	if f, missing := missingParam(q, user, failure{41008, "missing code"}); missing {
-		writeFailure(w, f)
-		return
-	}
-	if f, isFailure := failureCodes[user]; isFailure {
-		writeFailure(w, f)
+	if refused, _ := e.refuse(w, r, codeExchange{appid, code, user, e.webAttempts, failure{41008, "missing code"}}); refused {
 		return
 	}
 
@@ -88,13 +76,7 @@ func (e *Engine) webAccessToken(w http.ResponseWriter, r *http.Request) {
 // missing, unknown or no longer valid, and false.
 func (e *Engine) webGrant(token string) (webGrant, failure, bool) {
 	if e.opts.Stateful {
-		e.mu.Lock()
-		issued, found := e.webTokens[token]
-		var g webGrant
-		if found {
-			g = *issued
-		}
-		e.mu.Unlock()
+		g, found := lookUp(e, e.webTokens, token)
 		if f, bad := tokenRefusal(found, g.state); bad {
 			return webGrant{}, f, false
 		}
