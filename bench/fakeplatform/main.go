@@ -56,25 +56,35 @@ func main() {
 	if secret == "" {
 		log.Fatalf("$%s is empty", *secretEnv)
 	}
-	s := &server{platform: fakeplatform.New(fakeplatform.Options{Stateful: true})}
-	s.platform.AddApp(*appid, secret)
-	s.platform.SetDelay(*latency)
+	s := newServer(*appid, secret, *latency)
+	srv := &http.Server{Addr: *addr, Handler: s.handler(), ConnState: s.connState}
+	log.Printf("fakeplatform: app %s, latency %s, on %s", *appid, *latency, *addr)
+	log.Fatal(srv.ListenAndServe())
+}
 
+// newServer is a stateful engine that knows one app and answers after
+// latency.
+func newServer(appid, secret string, latency time.Duration) *server {
+	s := &server{platform: fakeplatform.New(fakeplatform.Options{Stateful: true})}
+	s.platform.AddApp(appid, secret)
+	s.platform.SetDelay(latency)
+	return s
+}
+
+// handler serves /stats and /reset, and the engine everything else.
+func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", s.stats)
 	mux.HandleFunc("POST /reset", s.reset)
 	mux.Handle("/", s.platform)
-	srv := &http.Server{
-		Addr:    *addr,
-		Handler: mux,
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateNew {
-				s.conns.Add(1)
-			}
-		},
+	return mux
+}
+
+// connState counts the TCP connections accepted.
+func (s *server) connState(_ net.Conn, st http.ConnState) {
+	if st == http.StateNew {
+		s.conns.Add(1)
 	}
-	log.Printf("fakeplatform: app %s, latency %s, on %s", *appid, *latency, *addr)
-	log.Fatal(srv.ListenAndServe())
 }
 
 func (s *server) stats(w http.ResponseWriter, r *http.Request) {
