@@ -72,7 +72,7 @@ func (e *Engine) textCheck(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, failure{errcodeDataFormat, "data format error: the sandbox implements version 2"})
 		return
 	case body.OpenID == "":
-		writeFailure(w, failure{errcodeBadOpenID, "invalid openid"})
+		writeFailure(w, failBadOpenID)
 		return
 	}
 	suggest, label := "pass", PassLabel

@@ -222,36 +222,23 @@ type failure struct {
 	Errmsg  string `json:"errmsg"`
 }
 
-// The errcodes answered in more than one place.
-const (
-	errcodeInvalidAppID = 40013
-	errcodeBadSecret    = 40125
-	errcodeGrantType    = 40002
-	errcodeInvalidCode  = 40029
-	errcodeCodeUsed     = 40163
-	errcodeBadToken     = 40001
-	errcodeExpiredToken = 42001
-	errcodeBadOpenID    = 40003
-	errcodeNoOpenID     = 41009
-	errcodeDataFormat   = 47001
-	errcodeRisky        = 87014
-	errcodeBusy         = -1
-	errcodeLimited      = 45011
-)
+// errcodeDataFormat answers a body the fake cannot read.
+const errcodeDataFormat = 47001
 
-// Answers given in more than one place.
+// The answers given in more than one place.
 var (
-	failInvalidAppID = failure{errcodeInvalidAppID, "invalid appid"}
-	failGrantType    = failure{errcodeGrantType, "invalid grant_type"}
-	failInvalidCode  = failure{errcodeInvalidCode, "invalid code"}
-	failCodeUsed     = failure{errcodeCodeUsed, "code been used"}
-	failBadToken     = failure{errcodeBadToken, "invalid credential, access_token is invalid or not latest"}
-	failNoToken      = failure{errcodeBadToken, "access_token missing"}
-	failExpiredToken = failure{errcodeExpiredToken, "access_token expired"}
+	failInvalidAppID = failure{40013, "invalid appid"}
+	failGrantType    = failure{40002, "invalid grant_type"}
+	failInvalidCode  = failure{40029, "invalid code"}
+	failCodeUsed     = failure{40163, "code been used"}
+	failBadToken     = failure{40001, "invalid credential, access_token is invalid or not latest"}
+	failNoToken      = failure{40001, "access_token missing"}
+	failExpiredToken = failure{42001, "access_token expired"}
+	failBadOpenID    = failure{40003, "invalid openid"}
 	failDataFormat   = failure{errcodeDataFormat, "data format error"}
-	failRisky        = failure{errcodeRisky, "risky content"}
-	failBusy         = failure{errcodeBusy, "system error"}
-	failLimited      = failure{errcodeLimited, "api minute-quota reach limit, mustslower retry next minute"}
+	failRisky        = failure{87014, "risky content"}
+	failBusy         = failure{-1, "system error"}
+	failLimited      = failure{45011, "api minute-quota reach limit, mustslower retry next minute"}
 	passed           = failure{0, "ok"}
 )
 

@@ -31,7 +31,7 @@ func (e *Engine) checkApp(appid, secret string) (failure, bool) {
 	case !ok:
 		return failInvalidAppID, false
 	case secret != want:
-		return failure{errcodeBadSecret, "invalid appsecret"}, false
+		return failure{40125, "invalid appsecret"}, false
 	}
 	return failure{}, true
 }

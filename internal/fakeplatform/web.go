@@ -100,9 +100,9 @@ func (e *Engine) webUserInfo(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !ok:
 	case q.Get("openid") == "":
-		f = failure{errcodeNoOpenID, "missing openid"}
+		f = failure{41009, "missing openid"}
 	case q.Get("openid") != g.openid:
-		f = failure{errcodeBadOpenID, "invalid openid"}
+		f = failBadOpenID
 	case g.scope == "snsapi_base":
 		f = failure{48001, "api unauthorized"}
 	default:
