@@ -31,13 +31,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/gate"
 	"github.com/wxauth/caddy-wxauth/internal/httpapi"
 	"github.com/wxauth/caddy-wxauth/internal/identity"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
 	"github.com/wxauth/caddy-wxauth/internal/node"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/internal/store"
 	"github.com/wxauth/caddy-wxauth/internal/token"
 )
@@ -57,8 +57,8 @@ func benchIdentity(i int) identity.Identity {
 	return identity.Identity{
 		SessionID: base64.RawURLEncoding.EncodeToString(sid[:]),
 		AppID:     benchAppID,
-		OpenID:    sandbox.OpenID(benchAppID, code),
-		UnionID:   sandbox.UnionID(code),
+		OpenID:    fakeplatform.OpenID(benchAppID, code),
+		UnionID:   fakeplatform.UnionID(code),
 		Source:    platform.WeChat.Source(),
 		Nickname:  "小明🐱",
 		AvatarURL: "https://api.example.com/wx/avatar/" + avatar.ID("wxbench", code, []byte(code)),

@@ -10,13 +10,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/gate"
 	"github.com/wxauth/caddy-wxauth/internal/httpapi"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
 	"github.com/wxauth/caddy-wxauth/internal/node"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/internal/profile"
 	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
 	"github.com/wxauth/caddy-wxauth/internal/store"
@@ -152,7 +152,7 @@ func platformService(h *Handler, m *metrics.Metrics) (*platform.Service, string)
 			Observe:             func(x platform.Exchange) { m.PlatformExchange(x.API, x.Outcome, x.Duration) },
 		}
 		if h.Sandbox {
-			client.HTTP = &http.Client{Transport: sandbox.Transport()}
+			client.HTTP = &http.Client{Transport: fakeplatform.Sandbox().Transport()}
 		}
 		return pooledPlatform{&platform.Service{Client: client}}, nil
 	})

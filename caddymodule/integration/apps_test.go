@@ -5,8 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 const (
@@ -16,7 +15,7 @@ const (
 
 // severalApps is two WeChat mini programs on the gateway's fake and one QQ
 // mini program on a fake of its own (its per-app api_base).
-func severalApps(qq *platformtest.Server) string {
+func severalApps(qq *fakeplatform.Server) string {
 	return `
 		app ` + testAppID + ` {
 			secret {env.` + secretEnv + `}
@@ -42,7 +41,7 @@ func (g *gateway) loginApp(appid, code string) session {
 // One gateway, three mini programs: each login goes to its own platform,
 // tokens carry their app, and the unionid ties the person together.
 func TestSeveralAppsAndQQ(t *testing.T) {
-	qq := platformtest.New(t)
+	qq := fakeplatform.NewServer(t)
 	g := startGateway(t, gatewayConfig{Block: severalApps(qq)})
 	wechat := g.Platform
 
@@ -57,8 +56,8 @@ func TestSeveralAppsAndQQ(t *testing.T) {
 		t.Errorf("code2session calls: WeChat fake %d (want 2), QQ fake %d (want 1)", wechat.CodeCalls("zoe"), qq.CodeCalls("zoe"))
 	}
 	for _, s := range []session{a, b, q} {
-		if s.UnionID != sandbox.UnionID("zoe") {
-			t.Errorf("app %s: unionid %q, want the person's %q", s.AppID, s.UnionID, sandbox.UnionID("zoe"))
+		if s.UnionID != fakeplatform.UnionID("zoe") {
+			t.Errorf("app %s: unionid %q, want the person's %q", s.AppID, s.UnionID, fakeplatform.UnionID("zoe"))
 		}
 	}
 	if a.OpenID == b.OpenID || a.OpenID == q.OpenID {
@@ -74,7 +73,7 @@ func TestSeveralAppsAndQQ(t *testing.T) {
 			t.Fatalf("%s: gate refused: %d %s", c.appid, r.Status, r.Body)
 		}
 		h := g.Upstream.LastHeaders()
-		if h.Get("X-Wx-Appid") != c.appid || h.Get("X-Wx-Source") != c.source || h.Get("X-Wx-Openid") != c.s.OpenID || h.Get("X-Wx-Unionid") != sandbox.UnionID("zoe") {
+		if h.Get("X-Wx-Appid") != c.appid || h.Get("X-Wx-Source") != c.source || h.Get("X-Wx-Openid") != c.s.OpenID || h.Get("X-Wx-Unionid") != fakeplatform.UnionID("zoe") {
 			t.Errorf("%s: upstream got appid %q source %q openid %q unionid %q", c.appid, h.Get("X-Wx-Appid"), h.Get("X-Wx-Source"), h.Get("X-Wx-Openid"), h.Get("X-Wx-Unionid"))
 		}
 	}

@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	wxsession "github.com/wxauth/caddy-wxauth/internal/store"
 )
 
@@ -40,10 +39,10 @@ func TestPlatformFaultMatrix(t *testing.T) {
 		block string // a config of its own (the platform down)
 	}
 	faults := []fault{
-		{"slow", platformtest.CodeSlow, ""},
-		{"5xx", platformtest.CodeHTTP500, ""},
-		{"garbage", platformtest.CodeGarbage, ""},
-		{"busy (-1)", sandbox.CodeBusy, ""},
+		{"slow", fakeplatform.CodeSlow, ""},
+		{"5xx", fakeplatform.CodeHTTP500, ""},
+		{"garbage", fakeplatform.CodeGarbage, ""},
+		{"busy (-1)", fakeplatform.CodeBusy, ""},
 		{"down", "fault-down", down},
 	}
 	round := func(n int, faults []fault) {

@@ -1,6 +1,6 @@
 // Package integration starts real Caddy servers with the wxauth module in
 // front of a real upstream, and talks real HTTP to them; the platform is a
-// fake on loopback (platformtest). Like Caddy's own caddytest/integration,
+// fake on loopback (fakeplatform.NewServer). Like Caddy's own caddytest/integration,
 // these tests share one in-process Caddy, loaded with a new config per test,
 // so they do not run in parallel.
 package integration
@@ -23,7 +23,7 @@ import (
 
 	_ "github.com/wxauth/caddy-wxauth"
 	"github.com/wxauth/caddy-wxauth/internal/e2etest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // Secrets the tests configure, so they can look for them where they must
@@ -39,7 +39,7 @@ const (
 type gateway struct {
 	t        *testing.T
 	URL      string // http://127.0.0.1:port
-	Platform *platformtest.Server
+	Platform *fakeplatform.Server
 	Upstream *e2etest.Upstream
 	LogPath  string
 	DataDir  string
@@ -112,7 +112,7 @@ func startGateway(t *testing.T, cfg gatewayConfig) *gateway {
 	t.Helper()
 	g := &gateway{
 		t:        t,
-		Platform: platformtest.New(t),
+		Platform: fakeplatform.NewServer(t),
 		Upstream: e2etest.NewUpstream(t),
 		DataDir:  cfg.DataDir,
 		client:   &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/userdata"
 )
 
@@ -111,8 +111,8 @@ func TestLoginWithEncryptedData(t *testing.T) {
 	const appid = "wxsandboxapp0001"
 	g := startGateway(t, gatewayConfig{Block: "\t\tapp " + appid + "\n\t\tsandbox\n"})
 	code := "legacy-user"
-	openid := sandbox.OpenID(appid, code)
-	key := sandbox.SessionKey(appid, code)
+	openid := fakeplatform.OpenID(appid, code)
+	key := fakeplatform.SessionKey(appid, code)
 
 	body := encryptedUserInfo(t, key, appid, openid, "旧版😀")
 	body["code"] = code
@@ -127,7 +127,7 @@ func TestLoginWithEncryptedData(t *testing.T) {
 	// Data that does not decrypt fails the login and starts no session;
 	// a malformed request fails before the code is spent.
 	other := "legacy-other"
-	bad := encryptedUserInfo(t, key, appid, sandbox.OpenID(appid, other), "x") // encrypted under another user's key
+	bad := encryptedUserInfo(t, key, appid, fakeplatform.OpenID(appid, other), "x") // encrypted under another user's key
 	bad["code"] = other
 	g.postJSON("/wx/login", bad).Error(t, http.StatusBadRequest, "decrypt_failed")
 	g.postJSON("/wx/login", map[string]string{"code": "legacy-third", "encrypted_data": "abc"}).Error(t, http.StatusBadRequest, "invalid_request")

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 func TestLoginAnswersSessionAndGateForwardsIdentity(t *testing.T) {
@@ -20,10 +20,10 @@ func TestLoginAnswersSessionAndGateForwardsIdentity(t *testing.T) {
 	if s.ExpiresIn < 7190 || s.ExpiresIn > 7200 {
 		t.Errorf("expires_in = %d, want the 2h default", s.ExpiresIn)
 	}
-	if want := sandbox.OpenID(testAppID, "alice"); s.OpenID != want {
+	if want := fakeplatform.OpenID(testAppID, "alice"); s.OpenID != want {
 		t.Errorf("openid = %q, want %q", s.OpenID, want)
 	}
-	if s.UnionID != sandbox.UnionID("alice") || s.AppID != testAppID {
+	if s.UnionID != fakeplatform.UnionID("alice") || s.AppID != testAppID {
 		t.Errorf("unionid/appid = %q/%q", s.UnionID, s.AppID)
 	}
 	if s.HasProfile || s.Profile != nil {

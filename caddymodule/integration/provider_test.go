@@ -12,7 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wxauth/caddy-wxauth/internal/e2etest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // The gate as a Caddy authentication provider, with the wxauth handler
@@ -25,7 +25,7 @@ import (
 // headers handler deleting X-WX* and X_WX* first, as the README says, both
 // kinds of user pass, and no forged identity header in any spelling.
 func TestAuthenticationProvider(t *testing.T) {
-	platform := platformtest.New(t)
+	platform := fakeplatform.NewServer(t)
 	upstream := e2etest.NewUpstream(t)
 	port := e2etest.FreePort(t)
 	hash, err := bcrypt.GenerateFromPassword([]byte("opensesame"), bcrypt.MinCost)

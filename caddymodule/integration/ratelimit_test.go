@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // Each test sets a limit of its own: the limiter outlives config loads,
@@ -102,7 +101,7 @@ func TestPlatformLimitBacksOff(t *testing.T) {
 	xff := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
 
 	earlier := g.postJSON("/wx/login", map[string]string{"code": "bo-earlier"}, xff("203.0.113.9")...).Session(t, "login")
-	if retry := retryAfter(t, g.postJSON("/wx/login", map[string]string{"code": sandbox.CodeLimited}, xff("203.0.113.9")...)); retry != time.Minute {
+	if retry := retryAfter(t, g.postJSON("/wx/login", map[string]string{"code": fakeplatform.CodeLimited}, xff("203.0.113.9")...)); retry != time.Minute {
 		t.Errorf("Retry-After after 45011 = %v, want the platform's minute", retry)
 	}
 	// The same address: another user's login, and a refresh.
@@ -119,7 +118,7 @@ func TestPlatformLimitBacksOff(t *testing.T) {
 	// The phone API: the user backs off, not their address.
 	s := g.postJSON("/wx/login", map[string]string{"code": "bo-user"}, xff("203.0.113.11")...).Session(t, "login")
 	other := g.postJSON("/wx/login", map[string]string{"code": "bo-user2"}, xff("203.0.113.11")...).Session(t, "login")
-	retryAfter(t, g.postJSON("/wx/phone", map[string]string{"code": sandbox.CodeLimited}, append(bearer(s.AccessToken), xff("203.0.113.11")...)...))
+	retryAfter(t, g.postJSON("/wx/phone", map[string]string{"code": fakeplatform.CodeLimited}, append(bearer(s.AccessToken), xff("203.0.113.11")...)...))
 	retryAfter(t, g.postJSON("/wx/phone", map[string]string{"code": "bo-phone"}, append(bearer(s.AccessToken), xff("203.0.113.11")...)...))
 	if n := g.Platform.PhoneCalls("bo-phone"); n != 0 {
 		t.Errorf("a phone request in the backoff reached the platform %d times", n)
@@ -145,10 +144,10 @@ func TestPlatformConcurrencyPerApp(t *testing.T) {
 	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\tplatform_concurrency 1\n"})
 	slow := make(chan *response, 1)
 	go func() {
-		slow <- g.postJSON("/wx/login", map[string]string{"code": platformtest.CodeSlow})
+		slow <- g.postJSON("/wx/login", map[string]string{"code": fakeplatform.CodeSlow})
 	}()
 	// Wait until the slow exchange holds the slot.
-	for deadline := time.Now().Add(2 * time.Second); g.Platform.CodeCalls(platformtest.CodeSlow) == 0; {
+	for deadline := time.Now().Add(2 * time.Second); g.Platform.CodeCalls(fakeplatform.CodeSlow) == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("the slow login never reached the platform")
 		}

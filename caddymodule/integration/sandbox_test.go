@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // The README's quick start, in sandbox mode: no fake server, no secret;
@@ -29,13 +29,13 @@ func TestSandboxProfileAndPhone(t *testing.T) {
 	}
 
 	p := readPhoneAnswer(t, g.postJSON("/wx/phone", map[string]string{"code": "phone-code-1"}, auth...))
-	if p.Phone.PhoneNumber != sandbox.PhoneNumber {
+	if p.Phone.PhoneNumber != fakeplatform.PhoneNumber {
 		t.Errorf("sandbox phone = %+v", *p.Phone)
 	}
 	g.postJSON("/wx/phone", map[string]string{"code": "invalid"}, auth...).Error(t, http.StatusBadRequest, "invalid_code")
 
 	nick, _ := g.upstreamIdentity(p.AccessToken)
-	if nick != "卡罗尔 🌸" || g.Upstream.LastHeaders().Get("X-Wx-Phone") != sandbox.PhoneNumber {
+	if nick != "卡罗尔 🌸" || g.Upstream.LastHeaders().Get("X-Wx-Phone") != fakeplatform.PhoneNumber {
 		t.Errorf("upstream got nickname %q phone %q", nick, g.Upstream.LastHeaders().Get("X-Wx-Phone"))
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/identity"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 const (
@@ -146,7 +146,7 @@ func TestWebLoginInsideWeChat(t *testing.T) {
 	h := g.Upstream.LastHeaders()
 	nick, _ := identity.DecodeNickname(h.Get("X-Wx-Nickname"))
 	if h.Get("X-Wx-Source") != "wechat-web" || h.Get("X-Wx-Appid") != webAppID ||
-		h.Get("X-Wx-Openid") != sandbox.OpenID(webAppID, "webuser") || h.Get("X-Wx-Unionid") != sandbox.UnionID("webuser") {
+		h.Get("X-Wx-Openid") != fakeplatform.OpenID(webAppID, "webuser") || h.Get("X-Wx-Unionid") != fakeplatform.UnionID("webuser") {
 		t.Errorf("upstream headers %v", h)
 	}
 	if nick == "" || h.Get("X-Wx-Avatar") == "" {
@@ -343,7 +343,7 @@ func TestSandboxWebLogin(t *testing.T) {
 	}
 	g.get("/home", "", "Cookie", "wxauth_token="+tok.Value)
 	h := g.Upstream.LastHeaders()
-	if h.Get("X-Wx-Openid") != sandbox.OpenID(web, "bob") || h.Get("X-Wx-Unionid") != sandbox.UnionID("bob") || h.Get("X-Wx-Source") != "wechat-web" {
+	if h.Get("X-Wx-Openid") != fakeplatform.OpenID(web, "bob") || h.Get("X-Wx-Unionid") != fakeplatform.UnionID("bob") || h.Get("X-Wx-Source") != "wechat-web" {
 		t.Errorf("sandbox web user: %v", h)
 	}
 	// The sandbox's authorize page returns only to this gateway.

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/gate"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
@@ -79,6 +80,9 @@ type API struct {
 	// requests.
 	crossOrigin *http.CrossOriginProtection
 
+	// sandboxPlatform serves the sandbox's authorize page.
+	sandboxPlatform *fakeplatform.Engine
+
 	router *router
 }
 
@@ -89,6 +93,9 @@ func New(c Config) (*API, error) {
 		logger: c.Logger, metrics: c.Metrics, apps: c.Apps, codec: c.Codec, store: c.Store, avatars: c.Avatars,
 		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, limiter: c.Limiter,
 		crossOrigin: http.NewCrossOriginProtection(),
+	}
+	if a.sandbox {
+		a.sandboxPlatform = fakeplatform.Sandbox()
 	}
 	if a.avatarBase != "" && !strings.HasSuffix(a.avatarBase, "/") {
 		a.avatarBase += "/"

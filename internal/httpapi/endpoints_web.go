@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wxauth/caddy-wxauth/internal/platform"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/internal/weblogin"
 )
 
@@ -85,7 +84,7 @@ func (e webEndpoints) sandboxAuthorize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInvalidRequest("the sandbox authorize page only returns to this gateway's "+e.svc.prefix+"/web/callback"))
 		return
 	}
-	sandbox.Authorize(w, r)
+	e.svc.sandboxPlatform.Authorize(w, r)
 }
 
 // webLoginRedirect answers a browser the gate refuses with a trip through

@@ -11,8 +11,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 	"github.com/wxauth/caddy-wxauth/internal/store"
 	"github.com/wxauth/caddy-wxauth/internal/token"
 )
@@ -31,7 +31,7 @@ func BenchmarkLoginSandbox(b *testing.B) {
 	}
 	app := platform.App{AppID: "wx8f3b2c1d0e9a7b6c", Kind: platform.WeChat}
 	s := &Service{
-		Exchanger:  &platform.Client{HTTP: &http.Client{Transport: sandbox.Transport()}},
+		Exchanger:  &platform.Client{HTTP: &http.Client{Transport: fakeplatform.Sandbox().Transport()}},
 		Store:      store.NewStore(&certmagic.FileStorage{Path: b.TempDir()}),
 		Codec:      token.NewEd25519Codec(key),
 		AccessTTL:  2 * time.Hour,
@@ -54,7 +54,7 @@ func BenchmarkLoginSandbox(b *testing.B) {
 	}
 	b.StopTimer()
 	last := fmt.Sprintf("0a1b2c3d4e5f%020d", i-1)
-	if res.User.OpenID != sandbox.OpenID(app.AppID, last) || res.AccessToken == "" || res.RefreshToken == "" {
+	if res.User.OpenID != fakeplatform.OpenID(app.AppID, last) || res.AccessToken == "" || res.RefreshToken == "" {
 		b.Fatalf("unexpected login result: user %v, tokens %d/%d bytes", res.User, len(res.AccessToken), len(res.RefreshToken))
 	}
 	if _, _, err := s.Codec.Verify(res.AccessToken, time.Now()); err != nil {

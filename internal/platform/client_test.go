@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 const (
@@ -35,15 +34,15 @@ func testApp(base string) App {
 }
 
 func TestCode2SessionSuccess(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	sess, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := sandbox.OpenID(testAppID, "alice"); sess.OpenID != want {
+	if want := fakeplatform.OpenID(testAppID, "alice"); sess.OpenID != want {
 		t.Errorf("OpenID = %q, want %q", sess.OpenID, want)
 	}
-	if want := sandbox.UnionID("alice"); sess.UnionID != want {
+	if want := fakeplatform.UnionID("alice"); sess.UnionID != want {
 		t.Errorf("UnionID = %q, want %q", sess.UnionID, want)
 	}
 	if want := srv.LastSessionKey(testAppID, sess.OpenID); sess.SessionKey != want {
@@ -61,8 +60,8 @@ func TestCode2SessionSuccess(t *testing.T) {
 }
 
 func TestCode2SessionWithoutUnionID(t *testing.T) {
-	srv := platformtest.New(t)
-	sess, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), platformtest.CodeNoUnion)
+	srv := fakeplatform.NewServer(t)
+	sess, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), fakeplatform.CodeNoUnion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,20 +78,20 @@ func TestCode2SessionFailures(t *testing.T) {
 		wantCalls  int
 		retryAfter time.Duration
 	}{
-		{sandbox.CodeInvalid, InvalidCode, 40029, 1, 0},
-		{sandbox.CodeUsed, InvalidCode, 40163, 1, 0},
-		{sandbox.CodeBlocked, LoginBlocked, 40226, 1, 0},
-		{sandbox.CodeLimited, RateLimited, 45011, 1, 60 * time.Second},
-		{sandbox.CodeBusy, Unavailable, -1, 2, 0}, // one retry, then give up
-		{platformtest.CodeQuota, Unavailable, 45009, 1, 0},
-		{platformtest.CodeHTTP500, Unavailable, 0, 1, 0},
-		{platformtest.CodeGarbage, Unavailable, 0, 1, 0},
-		{platformtest.CodeBadOpenID, Unavailable, 0, 1, 0},
-		{platformtest.CodeBadKey, Unavailable, 0, 1, 0},
+		{fakeplatform.CodeInvalid, InvalidCode, 40029, 1, 0},
+		{fakeplatform.CodeUsed, InvalidCode, 40163, 1, 0},
+		{fakeplatform.CodeBlocked, LoginBlocked, 40226, 1, 0},
+		{fakeplatform.CodeLimited, RateLimited, 45011, 1, 60 * time.Second},
+		{fakeplatform.CodeBusy, Unavailable, -1, 2, 0}, // one retry, then give up
+		{fakeplatform.CodeQuota, Unavailable, 45009, 1, 0},
+		{fakeplatform.CodeHTTP500, Unavailable, 0, 1, 0},
+		{fakeplatform.CodeGarbage, Unavailable, 0, 1, 0},
+		{fakeplatform.CodeBadOpenID, Unavailable, 0, 1, 0},
+		{fakeplatform.CodeBadKey, Unavailable, 0, 1, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {
-			srv := platformtest.New(t)
+			srv := fakeplatform.NewServer(t)
 			_, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), tt.code)
 			e := wantError(t, err, "code2session", tt.wantCode, tt.wantErrno)
 			if e.RetryAfter != tt.retryAfter {
@@ -106,21 +105,21 @@ func TestCode2SessionFailures(t *testing.T) {
 }
 
 func TestCode2SessionBusyOnceSucceedsOnRetry(t *testing.T) {
-	srv := platformtest.New(t)
-	sess, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), platformtest.CodeBusyOnce)
+	srv := fakeplatform.NewServer(t)
+	sess, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), fakeplatform.CodeBusyOnce)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := sandbox.OpenID(testAppID, platformtest.CodeBusyOnce); sess.OpenID != want {
+	if want := fakeplatform.OpenID(testAppID, fakeplatform.CodeBusyOnce); sess.OpenID != want {
 		t.Errorf("OpenID = %q, want %q", sess.OpenID, want)
 	}
-	if got := srv.CodeCalls(platformtest.CodeBusyOnce); got != 2 {
+	if got := srv.CodeCalls(fakeplatform.CodeBusyOnce); got != 2 {
 		t.Errorf("platform called %d times, want 2", got)
 	}
 }
 
 func TestCode2SessionCredentials(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.AddApp(testAppID, testSecret)
 	client := fastClient()
 	ctx := context.Background()
@@ -205,10 +204,10 @@ func TestCode2SessionAnswers(t *testing.T) {
 }
 
 func TestCode2SessionTimeout(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	client := &Client{Timeout: 200 * time.Millisecond}
 	start := time.Now()
-	_, err := client.Code2Session(context.Background(), testApp(srv.URL), platformtest.CodeSlow)
+	_, err := client.Code2Session(context.Background(), testApp(srv.URL), fakeplatform.CodeSlow)
 	e := wantError(t, err, "code2session", Unavailable, 0)
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
 		t.Errorf("took %v; the 200ms timeout was not applied", elapsed)
@@ -219,21 +218,21 @@ func TestCode2SessionTimeout(t *testing.T) {
 }
 
 func TestCode2SessionTimeoutCoversRetryPause(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	client := &Client{Timeout: 200 * time.Millisecond, RetryDelay: time.Minute}
 	start := time.Now()
-	_, err := client.Code2Session(context.Background(), testApp(srv.URL), sandbox.CodeBusy)
+	_, err := client.Code2Session(context.Background(), testApp(srv.URL), fakeplatform.CodeBusy)
 	wantError(t, err, "code2session", Unavailable, 0)
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
 		t.Errorf("took %v; the retry pause ignored the timeout", elapsed)
 	}
-	if got := srv.CodeCalls(sandbox.CodeBusy); got != 1 {
+	if got := srv.CodeCalls(fakeplatform.CodeBusy); got != 1 {
 		t.Errorf("platform called %d times, want 1 (no retry after the timeout)", got)
 	}
 }
 
 func TestCode2SessionContext(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.SetDelay(time.Minute)
 	client := fastClient()
 
@@ -301,7 +300,7 @@ func TestCode2SessionTransportErrors(t *testing.T) {
 }
 
 func TestCode2SessionRejectsCodesLocally(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	for _, code := range []string{"", strings.Repeat("c", 257)} {
 		_, err := fastClient().Code2Session(context.Background(), testApp(srv.URL), code)
 		wantError(t, err, "code2session", InvalidCode, 0)
@@ -312,7 +311,7 @@ func TestCode2SessionRejectsCodesLocally(t *testing.T) {
 }
 
 func TestCode2SessionSingleUse(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	client := fastClient()
 	ctx := context.Background()
 
@@ -341,7 +340,7 @@ func TestCode2SessionSingleUse(t *testing.T) {
 }
 
 func TestCode2SessionSingleUseConcurrent(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	client := fastClient()
 	const n = 20
 	var (
@@ -387,7 +386,7 @@ func TestCode2SessionURL(t *testing.T) {
 			client := &Client{HTTP: &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
 				got = req.URL
 				rec := httptest.NewRecorder()
-				fmt.Fprintf(rec, `{"openid":"o1","session_key":%q}`, sandbox.SessionKey("", ""))
+				fmt.Fprintf(rec, `{"openid":"o1","session_key":%q}`, fakeplatform.SessionKey("", ""))
 				return rec.Result(), nil
 			})}}
 			if _, err := client.Code2Session(context.Background(), tt.app, "frank"); err != nil {
@@ -406,26 +405,26 @@ func TestCode2SessionURL(t *testing.T) {
 }
 
 func TestCode2SessionQQAgainstFake(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	app := App{AppID: "1110000000", Secret: testSecret, Kind: QQ, APIBase: srv.URL + "/"}
 	sess, err := fastClient().Code2Session(context.Background(), app, "gina")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sess.OpenID != sandbox.OpenID(app.AppID, "gina") {
+	if sess.OpenID != fakeplatform.OpenID(app.AppID, "gina") {
 		t.Errorf("OpenID = %q", sess.OpenID)
 	}
 	if got := srv.Calls("/sns/jscode2session"); got != 1 {
 		t.Errorf("calls to /sns/jscode2session = %d, want 1", got)
 	}
-	_, err = fastClient().Code2Session(context.Background(), app, sandbox.CodeUsed)
+	_, err = fastClient().Code2Session(context.Background(), app, fakeplatform.CodeUsed)
 	if e := wantError(t, err, "code2session", InvalidCode, 40163); !strings.Contains(e.Message, "qq.login") {
 		t.Errorf("QQ message %q does not name qq.login", e.Message)
 	}
 }
 
 func TestCode2SessionSandboxTransport(t *testing.T) {
-	client := &Client{HTTP: &http.Client{Transport: sandbox.Transport()}, RetryDelay: time.Millisecond}
+	client := &Client{HTTP: &http.Client{Transport: fakeplatform.Sandbox().Transport()}, RetryDelay: time.Millisecond}
 	app := App{AppID: testAppID, Secret: "anything", Kind: WeChat} // the real base: must not be dialled
 	ctx := context.Background()
 
@@ -434,18 +433,18 @@ func TestCode2SessionSandboxTransport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Session{OpenID: sandbox.OpenID(testAppID, "alice"), UnionID: sandbox.UnionID("alice"), SessionKey: sandbox.SessionKey(testAppID, "alice")}
+		want := Session{OpenID: fakeplatform.OpenID(testAppID, "alice"), UnionID: fakeplatform.UnionID("alice"), SessionKey: fakeplatform.SessionKey(testAppID, "alice")}
 		if *sess != want {
 			t.Errorf("got %+v, want %+v", *sess, want)
 		}
 	}
 
 	for code, want := range map[string]ErrorCode{
-		sandbox.CodeInvalid: InvalidCode,
-		sandbox.CodeUsed:    InvalidCode,
-		sandbox.CodeBlocked: LoginBlocked,
-		sandbox.CodeBusy:    Unavailable,
-		sandbox.CodeLimited: RateLimited,
+		fakeplatform.CodeInvalid: InvalidCode,
+		fakeplatform.CodeUsed:    InvalidCode,
+		fakeplatform.CodeBlocked: LoginBlocked,
+		fakeplatform.CodeBusy:    Unavailable,
+		fakeplatform.CodeLimited: RateLimited,
 	} {
 		_, err := client.Code2Session(ctx, app, code)
 		if e := AsError(err); e == nil || e.Code != want {

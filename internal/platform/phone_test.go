@@ -15,23 +15,22 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 const phonePath = "/wxa/business/getuserphonenumber"
 
 func TestPhoneNumber(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := testApp(srv.URL)
 	tests := []struct {
 		code string
 		want Phone
 	}{
-		{"alice-phone", Phone{sandbox.PhoneNumber, sandbox.PhoneNumber, "86"}},
-		{platformtest.PhoneCodeNumeric, Phone{sandbox.PhoneNumber, sandbox.PhoneNumber, "86"}},
-		{platformtest.PhoneCodeIntl, Phone{platformtest.IntlPhoneNumber, platformtest.IntlPurePhoneNumber, platformtest.IntlCountryCode}},
+		{"alice-phone", Phone{fakeplatform.PhoneNumber, fakeplatform.PhoneNumber, "86"}},
+		{fakeplatform.PhoneCodeNumeric, Phone{fakeplatform.PhoneNumber, fakeplatform.PhoneNumber, "86"}},
+		{fakeplatform.PhoneCodeIntl, Phone{fakeplatform.IntlPhoneNumber, fakeplatform.IntlPurePhoneNumber, fakeplatform.IntlCountryCode}},
 	}
 	for _, tt := range tests {
 		phone, err := s.PhoneNumber(context.Background(), app, tt.code)
@@ -45,7 +44,7 @@ func TestPhoneNumber(t *testing.T) {
 }
 
 func TestPhoneNumberCodeErrors(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := testApp(srv.URL)
 	ctx := context.Background()
@@ -58,16 +57,16 @@ func TestPhoneNumberCodeErrors(t *testing.T) {
 	_, err := s.PhoneNumber(ctx, app, "bob-phone")
 	wantPhoneCodeError(t, err, 40029, leaks()...)
 
-	_, err = s.PhoneNumber(ctx, app, sandbox.CodeInvalid)
+	_, err = s.PhoneNumber(ctx, app, fakeplatform.CodeInvalid)
 	wantPhoneCodeError(t, err, 40029, leaks()...)
 
 	// -1 is not retried: the call is billed.
-	_, err = s.PhoneNumber(ctx, app, sandbox.CodeBusy)
+	_, err = s.PhoneNumber(ctx, app, fakeplatform.CodeBusy)
 	e := wantError(t, err, "getuserphonenumber", Unavailable, -1, leaks()...)
 	if !strings.Contains(e.Message, "getPhoneNumber") {
 		t.Errorf("Message %q does not ask for a new code", e.Message)
 	}
-	if got := srv.PhoneCalls(sandbox.CodeBusy); got != 1 {
+	if got := srv.PhoneCalls(fakeplatform.CodeBusy); got != 1 {
 		t.Errorf("busy code sent %d times, want exactly 1", got)
 	}
 
@@ -97,7 +96,7 @@ func wantPhoneCodeError(t *testing.T, err error, errcode int, leaks ...string) {
 }
 
 func TestPhoneNumberResentAfterTokenRefusal(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := testApp(srv.URL)
 	if _, err := s.AccessToken(context.Background(), app); err != nil {
@@ -105,7 +104,7 @@ func TestPhoneNumberResentAfterTokenRefusal(t *testing.T) {
 	}
 	srv.ExpireTokens()
 	phone, err := s.PhoneNumber(context.Background(), app, "carol-phone")
-	if err != nil || phone.PurePhoneNumber != sandbox.PhoneNumber {
+	if err != nil || phone.PurePhoneNumber != fakeplatform.PhoneNumber {
 		t.Fatalf("got %v %v", phone, err)
 	}
 	// The platform refused the first send for its token, so it did not take
@@ -116,7 +115,7 @@ func TestPhoneNumberResentAfterTokenRefusal(t *testing.T) {
 }
 
 func TestPhoneNumberQQUnsupported(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	app := App{AppID: "1110000000", Secret: testSecret, Kind: QQ, APIBase: srv.URL}
 	_, err := newService(nil).PhoneNumber(context.Background(), app, "dave-phone")
 	e := wantError(t, err, "getuserphonenumber", Unsupported, 0)

@@ -12,8 +12,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 const imageCheckPath = "/wxa/img_sec_check"
@@ -22,17 +21,17 @@ const imageCheckPath = "/wxa/img_sec_check"
 var pngImage = append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0, 1, 2, 0xff}, 64)...)
 
 func TestCheckTextVerdicts(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := testApp(srv.URL)
 	tests := []struct {
 		content string
 		want    Verdict
 	}{
-		{"Band", Verdict{SuggestPass, sandbox.PassLabel}},
-		{"please " + platformtest.TextReview + " me", Verdict{SuggestReview, platformtest.ReviewLabel}},
-		{"a RISKY nickname", Verdict{SuggestRisky, sandbox.RiskyLabel}},
-		{"微信用户", Verdict{SuggestPass, sandbox.PassLabel}},
+		{"Band", Verdict{SuggestPass, fakeplatform.PassLabel}},
+		{"please " + fakeplatform.TextReview + " me", Verdict{SuggestReview, fakeplatform.ReviewLabel}},
+		{"a RISKY nickname", Verdict{SuggestRisky, fakeplatform.RiskyLabel}},
+		{"微信用户", Verdict{SuggestPass, fakeplatform.PassLabel}},
 	}
 	for _, tt := range tests {
 		v, err := s.CheckText(context.Background(), app, testOpenID, tt.content)
@@ -48,7 +47,7 @@ func TestCheckTextVerdicts(t *testing.T) {
 		t.Fatalf("%d checks recorded, want %d", len(checks), len(tests))
 	}
 	for i, c := range checks {
-		want := platformtest.TextCheck{AppID: testAppID, OpenID: testOpenID, Scene: 1, Version: 2, Content: tests[i].content}
+		want := fakeplatform.TextCheck{AppID: testAppID, OpenID: testOpenID, Scene: 1, Version: 2, Content: tests[i].content}
 		if c != want {
 			t.Errorf("check %d = %+v, want %+v", i, c, want)
 		}
@@ -59,7 +58,7 @@ func TestCheckTextVerdicts(t *testing.T) {
 }
 
 func TestCheckTextQQ(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := App{AppID: "1110000000", Secret: testSecret, Kind: QQ, APIBase: srv.URL}
 	for content, want := range map[string]Verdict{
@@ -231,7 +230,7 @@ func TestCheckTextAnswers(t *testing.T) {
 }
 
 func TestCheckTextEmptyPassesWithoutCall(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	v, err := newService(nil).CheckText(context.Background(), testApp(srv.URL), testOpenID, "")
 	if err != nil || v.Suggest != SuggestPass || v.Risky() {
 		t.Errorf("got %+v %v", v, err)
@@ -242,7 +241,7 @@ func TestCheckTextEmptyPassesWithoutCall(t *testing.T) {
 }
 
 func TestCheckImage(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := testApp(srv.URL)
 	ctx := context.Background()
@@ -278,7 +277,7 @@ func TestCheckImage(t *testing.T) {
 }
 
 func TestCheckImageQQ(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := App{AppID: "1110000000", Secret: testSecret, Kind: QQ, APIBase: srv.URL}
 	if v, err := s.CheckImage(context.Background(), app, pngImage); err != nil || v.Risky() {
@@ -316,7 +315,7 @@ func TestCheckImageAnswers(t *testing.T) {
 }
 
 func TestServiceWithSandbox(t *testing.T) {
-	s := &Service{Client: &Client{HTTP: &http.Client{Transport: sandbox.Transport()}}}
+	s := &Service{Client: &Client{HTTP: &http.Client{Transport: fakeplatform.Sandbox().Transport()}}}
 	ctx := context.Background()
 	for _, kind := range []Kind{WeChat, QQ} {
 		app := App{AppID: testAppID, Secret: "any", Kind: kind} // the real bases: must not be dialled
@@ -335,9 +334,9 @@ func TestServiceWithSandbox(t *testing.T) {
 	}
 	app := App{AppID: testAppID, Secret: "any"}
 	phone, err := s.PhoneNumber(ctx, app, "anything")
-	if err != nil || *phone != (Phone{sandbox.PhoneNumber, sandbox.PhoneNumber, sandbox.PhoneCountryCode}) {
+	if err != nil || *phone != (Phone{fakeplatform.PhoneNumber, fakeplatform.PhoneNumber, fakeplatform.PhoneCountryCode}) {
 		t.Errorf("phone: %v %v", phone, err)
 	}
-	_, err = s.PhoneNumber(ctx, app, sandbox.CodeUsed)
+	_, err = s.PhoneNumber(ctx, app, fakeplatform.CodeUsed)
 	wantError(t, err, "getuserphonenumber", InvalidCode, 40029)
 }

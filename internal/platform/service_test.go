@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 const (
@@ -51,7 +51,7 @@ func newService(clock *fakeClock) *Service {
 }
 
 func TestServiceCachesToken(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := testApp(srv.URL)
 	first, err := s.AccessToken(context.Background(), app)
@@ -78,7 +78,7 @@ func TestServiceZeroValue(t *testing.T) {
 }
 
 func TestServiceConcurrentCallersShareOneFetch(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.SetDelay(100 * time.Millisecond) // keep the fetch open while everyone arrives
 	s := newService(nil)
 	app := testApp(srv.URL)
@@ -107,7 +107,7 @@ func TestServiceConcurrentCallersShareOneFetch(t *testing.T) {
 }
 
 func TestServiceConcurrentCallersShareOneFailure(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.SetDelay(100 * time.Millisecond)
 	srv.FailPath(stableTokenPath)
 	s := newService(nil)
@@ -141,7 +141,7 @@ func TestServiceRefreshMargin(t *testing.T) {
 		{"bounded by half the lifetime", 3 * time.Hour, 3600 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := platformtest.New(t)
+			srv := fakeplatform.NewServer(t)
 			clock := newFakeClock()
 			s := newService(clock)
 			s.RefreshMargin = tt.margin
@@ -192,7 +192,7 @@ func TestServiceShortLifetimeIsUsed(t *testing.T) {
 }
 
 func TestServiceFailedFetchIsNotCached(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	app := testApp(srv.URL)
 	ctx := context.Background()
@@ -212,7 +212,7 @@ func TestServiceFailedFetchIsNotCached(t *testing.T) {
 }
 
 func TestServiceFailedRefreshKeepsValidToken(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	clock := newFakeClock()
 	s := newService(clock)
 	app := testApp(srv.URL)
@@ -236,7 +236,7 @@ func TestServiceFailedRefreshKeepsValidToken(t *testing.T) {
 }
 
 func TestServiceCallerGivesUpWithoutCancellingTheFetch(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.SetDelay(300 * time.Millisecond)
 	s := newService(nil)
 	app := testApp(srv.URL)
@@ -279,7 +279,7 @@ func TestServiceCallerGivesUpWithoutCancellingTheFetch(t *testing.T) {
 }
 
 func TestServiceCancelledCallerDoesNotFetch(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := newService(nil).AccessToken(ctx, testApp(srv.URL))
@@ -290,7 +290,7 @@ func TestServiceCancelledCallerDoesNotFetch(t *testing.T) {
 }
 
 func TestServiceKeysTokensByApp(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	s := newService(nil)
 	ctx := context.Background()
 	app := testApp(srv.URL)
@@ -320,14 +320,14 @@ func TestServiceKeysTokensByApp(t *testing.T) {
 func TestServiceRefetchesRejectedToken(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
-		spoil   func(*platformtest.Server)
+		spoil   func(*fakeplatform.Server)
 		errcode int
 	}{
-		{"expired 42001", (*platformtest.Server).ExpireTokens, 42001},
-		{"invalid 40001", (*platformtest.Server).RevokeTokens, 40001},
+		{"expired 42001", (*fakeplatform.Server).ExpireTokens, 42001},
+		{"invalid 40001", (*fakeplatform.Server).RevokeTokens, 40001},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := platformtest.New(t)
+			srv := fakeplatform.NewServer(t)
 			s := newService(nil)
 			app := testApp(srv.URL)
 			ctx := context.Background()
@@ -377,7 +377,7 @@ func TestServiceRejectedTwiceFails(t *testing.T) {
 }
 
 func TestServiceStaleRejectionKeepsNewerToken(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	clock := newFakeClock()
 	s := newService(clock)
 	app := testApp(srv.URL)

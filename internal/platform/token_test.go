@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // mustNotLeak are texts no error may contain in any test: the app secret,
@@ -23,7 +22,7 @@ import (
 // secret.
 var mustNotLeak = []string{
 	testSecret, url.QueryEscape(testSecret),
-	sandbox.PhoneNumber, platformtest.IntlPurePhoneNumber,
+	fakeplatform.PhoneNumber, fakeplatform.IntlPurePhoneNumber,
 	"access_token=", "secret=", "http://", "https://",
 }
 
@@ -164,7 +163,7 @@ func TestQQGetTokenRequest(t *testing.T) {
 }
 
 func TestStableTokenAgainstFake(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.AddApp(testAppID, testSecret)
 	client := fastClient()
 	ctx := context.Background()
@@ -243,10 +242,10 @@ func TestStableTokenAnswers(t *testing.T) {
 }
 
 func TestStableTokenSandbox(t *testing.T) {
-	client := &Client{HTTP: &http.Client{Transport: sandbox.Transport()}}
+	client := &Client{HTTP: &http.Client{Transport: fakeplatform.Sandbox().Transport()}}
 	for _, kind := range []Kind{WeChat, QQ} {
 		token, expiresIn, err := client.StableToken(context.Background(), App{AppID: testAppID, Secret: "any", Kind: kind}, false)
-		if err != nil || token != sandbox.AccessToken(testAppID) || expiresIn != sandbox.TokenExpiresIn*time.Second {
+		if err != nil || token != fakeplatform.AccessToken(testAppID) || expiresIn != fakeplatform.TokenExpiresIn*time.Second {
 			t.Errorf("%s: got %q %v %v", kind, token, expiresIn, err)
 		}
 	}

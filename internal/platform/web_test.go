@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // testWebToken is a distinctive web access_token, so a leak into any error
@@ -48,15 +47,15 @@ func cannedServer(t *testing.T, status int, body string) string {
 }
 
 func TestWebAccessTokenSuccess(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.AddApp(testAppID, testSecret)
 	ws, err := fastClient().WebAccessToken(context.Background(), webApp(srv.URL), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := WebSession{
-		OpenID:      sandbox.OpenID(testAppID, "alice"),
-		UnionID:     sandbox.UnionID("alice"),
+		OpenID:      fakeplatform.OpenID(testAppID, "alice"),
+		UnionID:     fakeplatform.UnionID("alice"),
 		AccessToken: srv.WebTokens()[0],
 		Scope:       ScopeUserInfo,
 	}
@@ -107,19 +106,19 @@ func TestWebAccessTokenFailures(t *testing.T) {
 		wantCalls int
 		restart   bool // the message tells the browser to start the web login again
 	}{
-		{sandbox.CodeInvalid, InvalidCode, 40029, 1, true},
-		{sandbox.CodeUsed, InvalidCode, 40163, 1, true},
-		{sandbox.CodeBlocked, LoginBlocked, 40226, 1, false},
-		{sandbox.CodeLimited, RateLimited, 45011, 1, true},
-		{sandbox.CodeBusy, Unavailable, -1, 2, false}, // one retry, then give up
-		{platformtest.CodeQuota, Unavailable, 45009, 1, false},
-		{platformtest.CodeHTTP500, Unavailable, 0, 1, false},
-		{platformtest.CodeGarbage, Unavailable, 0, 1, false},
-		{platformtest.CodeBadOpenID, Unavailable, 0, 1, true},
+		{fakeplatform.CodeInvalid, InvalidCode, 40029, 1, true},
+		{fakeplatform.CodeUsed, InvalidCode, 40163, 1, true},
+		{fakeplatform.CodeBlocked, LoginBlocked, 40226, 1, false},
+		{fakeplatform.CodeLimited, RateLimited, 45011, 1, true},
+		{fakeplatform.CodeBusy, Unavailable, -1, 2, false}, // one retry, then give up
+		{fakeplatform.CodeQuota, Unavailable, 45009, 1, false},
+		{fakeplatform.CodeHTTP500, Unavailable, 0, 1, false},
+		{fakeplatform.CodeGarbage, Unavailable, 0, 1, false},
+		{fakeplatform.CodeBadOpenID, Unavailable, 0, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {
-			srv := platformtest.New(t)
+			srv := fakeplatform.NewServer(t)
 			_, err := fastClient().WebAccessToken(context.Background(), webApp(srv.URL), tt.code)
 			e := wantError(t, err, "oauth2_access_token", tt.wantCode, tt.wantErrno, srv.WebTokens()...)
 			if tt.restart && !strings.Contains(e.Message, "start the web login again") {
@@ -133,21 +132,21 @@ func TestWebAccessTokenFailures(t *testing.T) {
 }
 
 func TestWebAccessTokenBusyOnceRetried(t *testing.T) {
-	srv := platformtest.New(t)
-	ws, err := fastClient().WebAccessToken(context.Background(), webApp(srv.URL), platformtest.CodeBusyOnce)
+	srv := fakeplatform.NewServer(t)
+	ws, err := fastClient().WebAccessToken(context.Background(), webApp(srv.URL), fakeplatform.CodeBusyOnce)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ws.OpenID != sandbox.OpenID(testAppID, platformtest.CodeBusyOnce) {
+	if ws.OpenID != fakeplatform.OpenID(testAppID, fakeplatform.CodeBusyOnce) {
 		t.Errorf("OpenID = %q", ws.OpenID)
 	}
-	if got := srv.WebCodeCalls(platformtest.CodeBusyOnce); got != 2 {
+	if got := srv.WebCodeCalls(fakeplatform.CodeBusyOnce); got != 2 {
 		t.Errorf("platform called %d times, want 2", got)
 	}
 }
 
 func TestWebAccessTokenSingleUse(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	client := fastClient()
 	ctx := context.Background()
 	first, err := client.WebAccessToken(ctx, webApp(srv.URL), "bob")
@@ -173,7 +172,7 @@ func TestWebAccessTokenSingleUse(t *testing.T) {
 }
 
 func TestWebAccessTokenCredentials(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.AddApp(testAppID, testSecret)
 	wrong := webApp(srv.URL)
 	wrong.Secret = testSecret + "-wrong"
@@ -182,8 +181,8 @@ func TestWebAccessTokenCredentials(t *testing.T) {
 }
 
 func TestWebAccessTokenWithoutUnionID(t *testing.T) {
-	srv := platformtest.New(t)
-	ws, err := fastClient().WebAccessToken(context.Background(), webApp(srv.URL), platformtest.CodeNoUnion)
+	srv := fakeplatform.NewServer(t)
+	ws, err := fastClient().WebAccessToken(context.Background(), webApp(srv.URL), fakeplatform.CodeNoUnion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +192,7 @@ func TestWebAccessTokenWithoutUnionID(t *testing.T) {
 }
 
 func TestWebAccessTokenRejectsLocally(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	ctx := context.Background()
 	for _, code := range []string{"", strings.Repeat("c", 257)} {
 		_, err := fastClient().WebAccessToken(ctx, webApp(srv.URL), code)
@@ -285,7 +284,7 @@ func TestWebErrorsHideSecrets(t *testing.T) {
 }
 
 func TestWebUserInfo(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	client := fastClient()
 	ctx := context.Background()
 	ws, err := client.WebAccessToken(ctx, webApp(srv.URL), "dave")
@@ -297,10 +296,10 @@ func TestWebUserInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := WebUser{
-		OpenID:     sandbox.OpenID(testAppID, "dave"),
-		UnionID:    sandbox.UnionID("dave"),
-		Nickname:   platformtest.WebNickname("dave"),
-		HeadImgURL: platformtest.WebHeadImgURL("dave"),
+		OpenID:     fakeplatform.OpenID(testAppID, "dave"),
+		UnionID:    fakeplatform.UnionID("dave"),
+		Nickname:   fakeplatform.WebNickname("dave"),
+		HeadImgURL: fakeplatform.WebHeadImgURL("dave"),
 	}
 	if *wu != want {
 		t.Errorf("got %+v, want %+v", *wu, want)
@@ -402,7 +401,7 @@ func TestWebUserInfoAnswers(t *testing.T) {
 }
 
 func TestWebUserInfoRejectsLocally(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	ctx := context.Background()
 	for _, ws := range []*WebSession{nil, {OpenID: "o1"}, {AccessToken: testWebToken}, {OpenID: "o1", AccessToken: "a b"}} {
 		_, err := fastClient().WebUserInfo(ctx, webApp(srv.URL), ws)
@@ -557,7 +556,7 @@ func TestAuthorizeURLRefusals(t *testing.T) {
 // TestWebLoginAgainstFake goes the whole way: the authorize page, its
 // redirect, the exchange and the profile, twice for one user.
 func TestWebLoginAgainstFake(t *testing.T) {
-	srv := platformtest.New(t)
+	srv := fakeplatform.NewServer(t)
 	srv.AddApp(testAppID, testSecret)
 	client := fastClient()
 	ctx := context.Background()
@@ -570,7 +569,7 @@ func TestWebLoginAgainstFake(t *testing.T) {
 			t.Fatal(err)
 		}
 		if user != "" {
-			target = strings.Replace(target, "#", "&"+platformtest.FakeUserParam+"="+user+"#", 1)
+			target = strings.Replace(target, "#", "&"+fakeplatform.FakeUserParam+"="+user+"#", 1)
 		}
 		resp, err := noRedirects.Get(target)
 		if err != nil {
@@ -595,14 +594,14 @@ func TestWebLoginAgainstFake(t *testing.T) {
 	web := webApp(srv.URL)
 	first, back := login(web, ScopeUserInfo, "")
 	second, _ := login(web, ScopeUserInfo, "")
-	if first.OpenID != sandbox.OpenID(testAppID, platformtest.DefaultWebUser) || second.OpenID != first.OpenID {
+	if first.OpenID != fakeplatform.OpenID(testAppID, fakeplatform.ScriptedWebUser) || second.OpenID != first.OpenID {
 		t.Errorf("logins of one user: %v then %v", first, second)
 	}
 	wu, err := client.WebUserInfo(ctx, web, second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wu.Nickname != platformtest.WebNickname(platformtest.DefaultWebUser) || wu.UnionID != sandbox.UnionID(platformtest.DefaultWebUser) {
+	if wu.Nickname != fakeplatform.WebNickname(fakeplatform.ScriptedWebUser) || wu.UnionID != fakeplatform.UnionID(fakeplatform.ScriptedWebUser) {
 		t.Errorf("profile %+v", *wu)
 	}
 	// The code's second use fails like the real platform's.
@@ -611,7 +610,7 @@ func TestWebLoginAgainstFake(t *testing.T) {
 
 	// snsapi_base: the exchange says so, and the profile is refused.
 	base, _ := login(web, ScopeBase, "erin")
-	if base.Scope != ScopeBase || base.ProfileGranted() || base.UnionID != sandbox.UnionID("erin") {
+	if base.Scope != ScopeBase || base.ProfileGranted() || base.UnionID != fakeplatform.UnionID("erin") {
 		t.Errorf("snsapi_base login: %v", base)
 	}
 	_, err = client.WebUserInfo(ctx, web, base)
@@ -632,7 +631,7 @@ func TestWebLoginAgainstFake(t *testing.T) {
 }
 
 func TestWebLoginSandboxTransport(t *testing.T) {
-	client := &Client{HTTP: &http.Client{Transport: sandbox.Transport()}, RetryDelay: time.Millisecond}
+	client := &Client{HTTP: &http.Client{Transport: fakeplatform.Sandbox().Transport()}, RetryDelay: time.Millisecond}
 	app := App{AppID: testAppID, Secret: "anything", Kind: WeChatWeb} // the real base: must not be dialled
 	ctx := context.Background()
 	for range 2 { // sandbox codes are reusable
@@ -640,8 +639,8 @@ func TestWebLoginSandboxTransport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := WebSession{OpenID: sandbox.OpenID(testAppID, "alice"), UnionID: sandbox.UnionID("alice"),
-			AccessToken: sandbox.WebAccessToken(testAppID, "alice"), Scope: sandbox.WebScope}
+		want := WebSession{OpenID: fakeplatform.OpenID(testAppID, "alice"), UnionID: fakeplatform.UnionID("alice"),
+			AccessToken: fakeplatform.WebAccessToken(testAppID, "alice"), Scope: fakeplatform.WebScope}
 		if *ws != want {
 			t.Errorf("got %#v, want %#v", *ws, want)
 		}
@@ -649,16 +648,16 @@ func TestWebLoginSandboxTransport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *wu != (WebUser{OpenID: ws.OpenID, UnionID: sandbox.UnionID("alice"), Nickname: sandbox.Nickname("alice")}) {
+		if *wu != (WebUser{OpenID: ws.OpenID, UnionID: fakeplatform.UnionID("alice"), Nickname: fakeplatform.Nickname("alice")}) {
 			t.Errorf("profile %+v", *wu)
 		}
 	}
 	for code, want := range map[string]ErrorCode{
-		sandbox.CodeInvalid: InvalidCode,
-		sandbox.CodeUsed:    InvalidCode,
-		sandbox.CodeBlocked: LoginBlocked,
-		sandbox.CodeBusy:    Unavailable,
-		sandbox.CodeLimited: RateLimited,
+		fakeplatform.CodeInvalid: InvalidCode,
+		fakeplatform.CodeUsed:    InvalidCode,
+		fakeplatform.CodeBlocked: LoginBlocked,
+		fakeplatform.CodeBusy:    Unavailable,
+		fakeplatform.CodeLimited: RateLimited,
 	} {
 		_, err := client.WebAccessToken(ctx, app, code)
 		if e := AsError(err); e == nil || e.Code != want {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/e2etest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // webAppID is the website (QR login) app. A desktop Chromium is not
@@ -20,7 +20,7 @@ import (
 const webAppID = "wxbrowserqr00001"
 
 // aliceOpenID is who the sandbox's authorize page logs in by default.
-var aliceOpenID = sandbox.OpenID(webAppID, sandbox.DefaultWebUser)
+var aliceOpenID = fakeplatform.OpenID(webAppID, fakeplatform.DefaultWebUser)
 
 // gatewayConfig is what differs between the tests' gateways.
 type gatewayConfig struct {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // A token made by one node passes the gate of another. Fails if the signing
@@ -21,7 +21,7 @@ func TestTokenFromOneNodeWorksOnAnother(t *testing.T) {
 	b.waitReady()
 
 	s := a.login("cross-a")
-	if want := sandbox.OpenID(testAppID, "cross-a"); s.OpenID != want {
+	if want := fakeplatform.OpenID(testAppID, "cross-a"); s.OpenID != want {
 		t.Fatalf("openid = %q, want %q", s.OpenID, want)
 	}
 	b.mustPass("/orders", s)

@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/e2etest"
-	"github.com/wxauth/caddy-wxauth/internal/platform/platformtest"
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 const (
@@ -60,7 +60,7 @@ func runTests(m *testing.M) int {
 type cluster struct {
 	t        *testing.T
 	storage  string
-	platform *platformtest.Server
+	platform *fakeplatform.Server
 	upstream *e2etest.Upstream
 	client   *http.Client
 }
@@ -70,7 +70,7 @@ func newCluster(t *testing.T) *cluster {
 	c := &cluster{
 		t:        t,
 		storage:  t.TempDir(),
-		platform: platformtest.New(t),
+		platform: fakeplatform.NewServer(t),
 		upstream: e2etest.NewUpstream(t),
 		client: &http.Client{
 			Timeout:       10 * time.Second,

@@ -1,4 +1,4 @@
-package sandbox
+package fakeplatform
 
 import (
 	"bytes"
@@ -66,7 +66,7 @@ func code2SessionURL(appid, code string) string {
 }
 
 func TestHandlerCode2Session(t *testing.T) {
-	h := NewHandler()
+	h := Sandbox()
 	status, body := get(t, h, code2SessionURL("wxapp", "alice"))
 	want := map[string]any{
 		"openid":      OpenID("wxapp", "alice"),
@@ -100,7 +100,7 @@ func TestHandlerFailures(t *testing.T) {
 		{"missing grant_type", "/sns/jscode2session?appid=wxapp&js_code=alice", 200, 40002},
 		{"unknown path", "/cgi-bin/nothing", 404, 404},
 	}
-	h := NewHandler()
+	h := Sandbox()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, body := get(t, h, tt.target)
@@ -112,14 +112,14 @@ func TestHandlerFailures(t *testing.T) {
 			}
 		})
 	}
-	// busy never recovers, unlike platformtest's busyonce.
+	// busy never recovers, unlike the scripted busyonce.
 	if _, body := get(t, h, code2SessionURL("wxapp", CodeBusy)); body["errcode"] != -1.0 {
 		t.Errorf("second busy call answered %v", body)
 	}
 }
 
 func TestTransport(t *testing.T) {
-	client := &http.Client{Transport: Transport()}
+	client := &http.Client{Transport: Sandbox().Transport()}
 	// A host that cannot resolve: any dial would fail.
 	resp, err := client.Get("https://api.weixin.qq.invalid" + code2SessionURL("wxapp", "alice")[len("http://api.q.qq.com"):])
 	if err != nil {
@@ -152,7 +152,7 @@ func TestTransportHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, code2SessionURL("wxapp", "alice"), nil)
-	if _, err := Transport().RoundTrip(req); !errors.Is(err, context.Canceled) {
+	if _, err := Sandbox().Transport().RoundTrip(req); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled request: got %v, want context.Canceled", err)
 	}
 
@@ -208,7 +208,7 @@ func post(t *testing.T, h http.Handler, target, contentType string, body []byte)
 	return rec.Code, answer
 }
 
-func postJSON(t *testing.T, h http.Handler, target string, body any) map[string]any {
+func postHandlerJSON(t *testing.T, h http.Handler, target string, body any) map[string]any {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	status, answer := post(t, h, target, "application/json", b)
@@ -235,13 +235,13 @@ func multipartBody(fields map[string]string, media []byte) (string, []byte) {
 }
 
 func TestHandlerTokens(t *testing.T) {
-	h := NewHandler()
+	h := Sandbox()
 	token := AccessToken("wxapp")
 	if !strings.HasPrefix(token, "sandbox-token-") || !idCharset.MatchString(token) || token != AccessToken("wxapp") || token == AccessToken("wxother") {
 		t.Errorf("AccessToken = %q: want a deterministic sandbox-token- per app", token)
 	}
 
-	answer := postJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential", "appid": "wxapp", "secret": "any", "force_refresh": false})
+	answer := postHandlerJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential", "appid": "wxapp", "secret": "any", "force_refresh": false})
 	if answer["access_token"] != token || answer["expires_in"] != float64(TokenExpiresIn) || answer["errcode"] != nil {
 		t.Errorf("stable_token answered %v", answer)
 	}
@@ -255,8 +255,8 @@ func TestHandlerTokens(t *testing.T) {
 		answer  map[string]any
 		errcode float64
 	}{
-		{"no appid", postJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential"}), 40013},
-		{"wrong grant_type", postJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "x", "appid": "wxapp"}), 40002},
+		{"no appid", postHandlerJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential"}), 40013},
+		{"wrong grant_type", postHandlerJSON(t, h, "/cgi-bin/stable_token", map[string]any{"grant_type": "x", "appid": "wxapp"}), 40002},
 		{"not JSON", func() map[string]any {
 			_, a := post(t, h, "/cgi-bin/stable_token", "application/json", []byte("{"))
 			return a
@@ -275,9 +275,9 @@ func TestHandlerTokens(t *testing.T) {
 }
 
 func TestHandlerTextCheck(t *testing.T) {
-	h := NewHandler()
+	h := Sandbox()
 	check := func(content string) map[string]any {
-		return postJSON(t, h, "/wxa/msg_sec_check?access_token=tok", map[string]any{"version": 2, "openid": "o1", "scene": 1, "content": content})
+		return postHandlerJSON(t, h, "/wxa/msg_sec_check?access_token=tok", map[string]any{"version": 2, "openid": "o1", "scene": 1, "content": content})
 	}
 	for content, want := range map[string][2]any{
 		"Band":          {"pass", float64(PassLabel)},
@@ -305,14 +305,14 @@ func TestHandlerTextCheck(t *testing.T) {
 		{"qq no appid", "/api/json/security/MsgSecCheck?access_token=tok", map[string]any{"content": "fine"}, 40013},
 		{"qq no token", "/api/json/security/MsgSecCheck", map[string]any{"appid": "1", "content": "fine"}, 40001},
 	} {
-		if answer := postJSON(t, h, tt.target, tt.body); answer["errcode"] != tt.errcode {
+		if answer := postHandlerJSON(t, h, tt.target, tt.body); answer["errcode"] != tt.errcode {
 			t.Errorf("%s: answered %v, want errcode %v", tt.name, answer, tt.errcode)
 		}
 	}
 }
 
 func TestHandlerImageCheck(t *testing.T) {
-	h := NewHandler()
+	h := Sandbox()
 	for _, path := range []string{"/wxa/img_sec_check", "/api/json/security/ImgSecCheck"} {
 		for _, tt := range []struct {
 			name    string
@@ -343,9 +343,9 @@ func TestHandlerImageCheck(t *testing.T) {
 }
 
 func TestHandlerPhoneNumber(t *testing.T) {
-	h := NewHandler()
+	h := Sandbox()
 	for range 2 { // sandbox phone codes are reusable
-		answer := postJSON(t, h, "/wxa/business/getuserphonenumber?access_token=tok", map[string]any{"code": "alice"})
+		answer := postHandlerJSON(t, h, "/wxa/business/getuserphonenumber?access_token=tok", map[string]any{"code": "alice"})
 		info, _ := answer["phone_info"].(map[string]any)
 		watermark, _ := info["watermark"].(map[string]any)
 		if answer["errcode"] != 0.0 || info["phoneNumber"] != PhoneNumber || info["purePhoneNumber"] != PhoneNumber ||
@@ -354,11 +354,11 @@ func TestHandlerPhoneNumber(t *testing.T) {
 		}
 	}
 	for _, code := range []string{CodeInvalid, CodeUsed, ""} {
-		if answer := postJSON(t, h, "/wxa/business/getuserphonenumber?access_token=tok", map[string]any{"code": code}); answer["errcode"] != 40029.0 {
+		if answer := postHandlerJSON(t, h, "/wxa/business/getuserphonenumber?access_token=tok", map[string]any{"code": code}); answer["errcode"] != 40029.0 {
 			t.Errorf("code %q: answered %v, want 40029", code, answer)
 		}
 	}
-	if answer := postJSON(t, h, "/wxa/business/getuserphonenumber", map[string]any{"code": "alice"}); answer["errcode"] != 40001.0 {
+	if answer := postHandlerJSON(t, h, "/wxa/business/getuserphonenumber", map[string]any{"code": "alice"}); answer["errcode"] != 40001.0 {
 		t.Errorf("no token: answered %v, want 40001", answer)
 	}
 	rec := httptest.NewRecorder()
@@ -369,7 +369,7 @@ func TestHandlerPhoneNumber(t *testing.T) {
 }
 
 func TestTransportPosts(t *testing.T) {
-	client := &http.Client{Transport: Transport()}
+	client := &http.Client{Transport: Sandbox().Transport()}
 	resp, err := client.Post("https://api.weixin.qq.invalid/wxa/msg_sec_check?access_token=tok", "application/json",
 		strings.NewReader(`{"version":2,"openid":"o1","scene":1,"content":"risky"}`))
 	if err != nil {
@@ -437,7 +437,7 @@ func userInfoURL(token, openid string) string {
 }
 
 func TestHandlerWebLogin(t *testing.T) {
-	h := NewHandler()
+	h := Sandbox()
 	for range 2 { // web codes are reusable in the sandbox
 		status, body := get(t, h, webTokenURL("wxweb", "alice"))
 		want := map[string]any{
@@ -532,9 +532,9 @@ func TestAuthorize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var handlers = map[string]http.Handler{"NewHandler": NewHandler(), "Authorize": http.HandlerFunc(Authorize)}
+			var handlers = map[string]http.Handler{"Sandbox": Sandbox(), "Authorize": http.HandlerFunc(Sandbox().Authorize)}
 			for hname, h := range handlers {
-				if hname == "NewHandler" && strings.HasPrefix(tt.target, "/wx/") {
+				if hname == "Sandbox" && strings.HasPrefix(tt.target, "/wx/") {
 					continue // not one of the fake's paths
 				}
 				rec := authorize(h, tt.target)
@@ -580,17 +580,17 @@ func TestAuthorizeRefusals(t *testing.T) {
 		} else {
 			q.Set(tt.key, tt.value)
 		}
-		rec := authorize(http.HandlerFunc(Authorize), "/connect/oauth2/authorize?"+q.Encode())
+		rec := authorize(http.HandlerFunc(Sandbox().Authorize), "/connect/oauth2/authorize?"+q.Encode())
 		if rec.Code != http.StatusBadRequest || rec.Header().Get("Location") != "" || !strings.Contains(rec.Body.String(), "sandbox authorize page:") {
 			t.Errorf("%s: got %d %q", tt.name, rec.Code, rec.Body)
 		}
 	}
-	if rec := authorize(http.HandlerFunc(Authorize), "/connect/oauth2/authorize?"+valid.Encode()); rec.Code != http.StatusFound {
+	if rec := authorize(http.HandlerFunc(Sandbox().Authorize), "/connect/oauth2/authorize?"+valid.Encode()); rec.Code != http.StatusFound {
 		t.Errorf("the valid query answered %d %q", rec.Code, rec.Body)
 	}
 
 	rec := httptest.NewRecorder()
-	Authorize(rec, httptest.NewRequest(http.MethodPost, "/connect/oauth2/authorize?"+valid.Encode(), nil))
+	Sandbox().Authorize(rec, httptest.NewRequest(http.MethodPost, "/connect/oauth2/authorize?"+valid.Encode(), nil))
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") == "" {
 		t.Errorf("POST answered %d", rec.Code)
 	}
@@ -599,7 +599,7 @@ func TestAuthorizeRefusals(t *testing.T) {
 // TestWebLoginThroughTheSandbox: the code the authorize page redirects with
 // exchanges for the same person as the mini-program login with that code.
 func TestWebLoginThroughTheSandbox(t *testing.T) {
-	h := NewHandler()
+	h := Sandbox()
 	rec := authorize(h, "/connect/oauth2/authorize?"+authorizeQuery("https://site.test/cb", "sandbox_user=carol"))
 	loc, err := url.Parse(rec.Header().Get("Location"))
 	if err != nil {

@@ -1,4 +1,4 @@
-package platformtest
+package fakeplatform
 
 import (
 	"bytes"
@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/wxauth/caddy-wxauth/internal/platform/sandbox"
 )
 
 // exchange calls code2session on s and returns the HTTP status and raw body.
@@ -54,12 +52,12 @@ func login(t *testing.T, s *Server, appid, secret, code string) answer {
 }
 
 func TestLoginIsSandboxIdentityWithFreshKey(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	a := login(t, s, "wxa", "sec", "alice")
-	if a.OpenID != sandbox.OpenID("wxa", "alice") || a.UnionID != sandbox.UnionID("alice") {
+	if a.OpenID != OpenID("wxa", "alice") || a.UnionID != UnionID("alice") {
 		t.Errorf("identity %+v is not the sandbox's", a)
 	}
-	if a.SessionKey == sandbox.SessionKey("wxa", "alice") || a.SessionKey != s.LastSessionKey("wxa", a.OpenID) {
+	if a.SessionKey == SessionKey("wxa", "alice") || a.SessionKey != s.LastSessionKey("wxa", a.OpenID) {
 		t.Errorf("session_key %q is not a fresh key recorded by LastSessionKey", a.SessionKey)
 	}
 	if got := login(t, s, "wxa", "sec", "alice"); got.Errcode != 40163 {
@@ -84,7 +82,7 @@ func TestLoginIsSandboxIdentityWithFreshKey(t *testing.T) {
 }
 
 func TestScriptedCodes(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	tests := []struct {
 		code   string
 		status int
@@ -97,8 +95,8 @@ func TestScriptedCodes(t *testing.T) {
 		{code: CodeBadOpenID, status: 200, check: func(a answer) bool { return a.OpenID == "../../etc" }},
 		{code: CodeBadKey, status: 200, check: func(a answer) bool { return a.SessionKey == "short" && a.OpenID != "" }},
 		{code: CodeNoUnion, status: 200, check: func(a answer) bool { return a.UnionID == "" && a.OpenID != "" }},
-		{code: sandbox.CodeBusy, status: 200, check: func(a answer) bool { return a.Errcode == -1 }},
-		{code: sandbox.CodeLimited, status: 200, check: func(a answer) bool { return a.Errcode == 45011 }},
+		{code: CodeBusy, status: 200, check: func(a answer) bool { return a.Errcode == -1 }},
+		{code: CodeLimited, status: 200, check: func(a answer) bool { return a.Errcode == 45011 }},
 	}
 	for _, tt := range tests {
 		status, body, err := exchange(context.Background(), s, "wxa", "sec", tt.code)
@@ -126,7 +124,7 @@ func TestScriptedCodes(t *testing.T) {
 }
 
 func TestAddApp(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	if a := login(t, s, "anything", "whatever", "alice"); a.Errcode != 0 {
 		t.Errorf("no apps registered: %+v, want a login", a)
 	}
@@ -146,7 +144,7 @@ func TestAddApp(t *testing.T) {
 }
 
 func TestDelayAndSlowRespectContext(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	for _, code := range []string{CodeSlow, "delayed"} {
 		if code == "delayed" {
 			s.SetDelay(time.Minute)
@@ -165,7 +163,7 @@ func TestDelayAndSlowRespectContext(t *testing.T) {
 }
 
 func TestSetDelayDelaysAnswers(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	s.SetDelay(50 * time.Millisecond)
 	start := time.Now()
 	login(t, s, "wxa", "sec", "alice")
@@ -175,7 +173,7 @@ func TestSetDelayDelaysAnswers(t *testing.T) {
 }
 
 func TestCloseReleasesWaitingRequests(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -194,7 +192,7 @@ func TestCloseReleasesWaitingRequests(t *testing.T) {
 }
 
 func TestOtherPathsReachTheSandbox(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	resp, err := http.Get(s.URL + "/cgi-bin/unknown")
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +207,7 @@ func TestOtherPathsReachTheSandbox(t *testing.T) {
 }
 
 func TestConcurrentExchangesOfOneCode(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -286,7 +284,7 @@ func fetchToken(t *testing.T, s *Server, appid, secret string) string {
 }
 
 func TestTokens(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	s.AddApp("wxa", "right")
 	first := fetchToken(t, s, "wxa", "right")
 	second := fetchToken(t, s, "wxa", "right")
@@ -342,7 +340,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestTextChecks(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	token := fetchToken(t, s, "wxa", "sec")
 	for content, want := range map[string]string{"Band": "pass", "so risky": "risky", "Review me": "review", "risky review": "risky"} {
 		answer := postJSON(t, s, textCheckPath, token, map[string]any{"version": 2, "openid": "o1", "scene": 1, "content": content})
@@ -371,7 +369,7 @@ func TestTextChecks(t *testing.T) {
 }
 
 func TestImageChecksAndFailPath(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	token := fetchToken(t, s, "wxa", "sec")
 	upload := func(path string, media []byte) (int, map[string]any) {
 		var b bytes.Buffer
@@ -413,7 +411,7 @@ func TestImageChecksAndFailPath(t *testing.T) {
 }
 
 func TestPhoneNumbers(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	token := fetchToken(t, s, "wxa", "sec")
 	phone := func(code string) map[string]any {
 		return postJSON(t, s, phonePath, token, map[string]any{"code": code})
@@ -424,7 +422,7 @@ func TestPhoneNumbers(t *testing.T) {
 	}
 
 	first := info(phone("alice"))
-	if first["phoneNumber"] != sandbox.PhoneNumber || first["purePhoneNumber"] != sandbox.PhoneNumber || first["countryCode"] != "86" {
+	if first["phoneNumber"] != PhoneNumber || first["purePhoneNumber"] != PhoneNumber || first["countryCode"] != "86" {
 		t.Errorf("phone_info = %v", first)
 	}
 	if wm, _ := first["watermark"].(map[string]any); wm["appid"] != "wxa" || wm["timestamp"] == nil {
@@ -442,7 +440,7 @@ func TestPhoneNumbers(t *testing.T) {
 	if got := info(phone(PhoneCodeIntl)); got["phoneNumber"] != IntlPhoneNumber || got["purePhoneNumber"] != IntlPurePhoneNumber || got["countryCode"] != IntlCountryCode {
 		t.Errorf("intl: %v", got)
 	}
-	for code, errcode := range map[string]float64{sandbox.CodeInvalid: 40029, sandbox.CodeUsed: 40029, "": 40029, sandbox.CodeBusy: -1} {
+	for code, errcode := range map[string]float64{CodeInvalid: 40029, CodeUsed: 40029, "": 40029, CodeBusy: -1} {
 		for range 2 {
 			if answer := phone(code); answer["errcode"] != errcode {
 				t.Errorf("%q: %v, want %v", code, answer, errcode)
@@ -453,7 +451,7 @@ func TestPhoneNumbers(t *testing.T) {
 		t.Errorf("no token: %v", answer)
 	}
 	// A code refused for its token was not used.
-	if got := info(phone("bob")); got["purePhoneNumber"] != sandbox.PhoneNumber {
+	if got := info(phone("bob")); got["purePhoneNumber"] != PhoneNumber {
 		t.Errorf("bob after a refused call: %v", got)
 	}
 }
@@ -475,17 +473,17 @@ func userInfo(t *testing.T, s *Server, token, openid string) map[string]any {
 }
 
 func TestWebCodesSingleUse(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	s.AddApp("wxweb", "sec")
 	s.AddApp("wxqr", "sec")
 	_, first := webExchange(t, s, "wxweb", "sec", "alice")
 	token, _ := first["access_token"].(string)
 	refresh, _ := first["refresh_token"].(string)
-	if first["openid"] != sandbox.OpenID("wxweb", "alice") || first["unionid"] != sandbox.UnionID("alice") ||
+	if first["openid"] != OpenID("wxweb", "alice") || first["unionid"] != UnionID("alice") ||
 		first["scope"] != "snsapi_userinfo" || first["expires_in"] != float64(7200) || token == "" || refresh == "" {
 		t.Errorf("first exchange: %v", first)
 	}
-	if token == sandbox.WebAccessToken("wxweb", "alice") {
+	if token == WebAccessToken("wxweb", "alice") {
 		t.Error("the web token is the sandbox's, not a fresh one")
 	}
 	if _, again := webExchange(t, s, "wxweb", "sec", "alice"); again["errcode"] != 40163.0 {
@@ -518,24 +516,24 @@ func TestWebCodesSingleUse(t *testing.T) {
 }
 
 func TestWebScriptedCodes(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	for _, tt := range []struct {
 		code   string
 		status int
 		check  func(map[string]any) bool
 	}{
-		{sandbox.CodeInvalid, 200, func(a map[string]any) bool { return a["errcode"] == 40029.0 }},
-		{sandbox.CodeUsed, 200, func(a map[string]any) bool { return a["errcode"] == 40163.0 }},
-		{sandbox.CodeBlocked, 200, func(a map[string]any) bool { return a["errcode"] == 40226.0 }},
-		{sandbox.CodeBusy, 200, func(a map[string]any) bool { return a["errcode"] == -1.0 }},
-		{sandbox.CodeLimited, 200, func(a map[string]any) bool { return a["errcode"] == 45011.0 }},
+		{CodeInvalid, 200, func(a map[string]any) bool { return a["errcode"] == 40029.0 }},
+		{CodeUsed, 200, func(a map[string]any) bool { return a["errcode"] == 40163.0 }},
+		{CodeBlocked, 200, func(a map[string]any) bool { return a["errcode"] == 40226.0 }},
+		{CodeBusy, 200, func(a map[string]any) bool { return a["errcode"] == -1.0 }},
+		{CodeLimited, 200, func(a map[string]any) bool { return a["errcode"] == 45011.0 }},
 		{CodeQuota, 200, func(a map[string]any) bool { return a["errcode"] == 45009.0 }},
 		{CodeHTTP500, 500, func(a map[string]any) bool { return a == nil }},
 		{CodeGarbage, 200, func(a map[string]any) bool { return a == nil }},
 		{CodeBadOpenID, 200, func(a map[string]any) bool { return a["openid"] == "../../etc" && a["access_token"] != nil }},
 		{CodeNoUnion, 200, func(a map[string]any) bool { _, has := a["unionid"]; return !has && a["openid"] != nil }},
 		{CodeBusyOnce, 200, func(a map[string]any) bool { return a["errcode"] == -1.0 }},
-		{CodeBusyOnce, 200, func(a map[string]any) bool { return a["openid"] == sandbox.OpenID("wxa", CodeBusyOnce) }},
+		{CodeBusyOnce, 200, func(a map[string]any) bool { return a["openid"] == OpenID("wxa", CodeBusyOnce) }},
 		{"invalid~7", 200, func(a map[string]any) bool { return a["errcode"] == 40029.0 }}, // a code the authorize page issued
 	} {
 		status, answer := webExchange(t, s, "wxa", "sec", tt.code)
@@ -553,12 +551,12 @@ func TestWebScriptedCodes(t *testing.T) {
 }
 
 func TestWebUserInfoTokens(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	_, a := webExchange(t, s, "wxa", "sec", "dave")
 	token, _ := a["access_token"].(string)
-	openid := sandbox.OpenID("wxa", "dave")
+	openid := OpenID("wxa", "dave")
 	info := userInfo(t, s, token, openid)
-	want := map[string]any{"openid": openid, "nickname": "Web dave 🌐", "headimgurl": "https://thirdwx.qlogo.cn/mmopen/dave/132", "unionid": sandbox.UnionID("dave")}
+	want := map[string]any{"openid": openid, "nickname": "Web dave 🌐", "headimgurl": "https://thirdwx.qlogo.cn/mmopen/dave/132", "unionid": UnionID("dave")}
 	for k, v := range want {
 		if info[k] != v {
 			t.Errorf("%s = %v, want %v", k, info[k], v)
@@ -574,9 +572,9 @@ func TestWebUserInfoTokens(t *testing.T) {
 	}{
 		{"no token", "", openid, 40001},
 		{"unknown token", "made-up", openid, 40001},
-		{"sandbox token", sandbox.WebAccessToken("wxa", "dave"), openid, 40001},
+		{"sandbox token", WebAccessToken("wxa", "dave"), openid, 40001},
 		{"no openid", token, "", 41009},
-		{"another openid", token, sandbox.OpenID("wxa", "erin"), 40003},
+		{"another openid", token, OpenID("wxa", "erin"), 40003},
 	} {
 		if got := userInfo(t, s, tt.token, tt.openid); got["errcode"] != tt.errcode {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.errcode)
@@ -613,7 +611,7 @@ func visit(t *testing.T, s *Server, path string, q url.Values) (int, *url.URL) {
 }
 
 func TestAuthorizePages(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	s.AddApp("wxweb", "sec")
 	page := func(scope string, extra ...string) url.Values {
 		q := url.Values{"appid": {"wxweb"}, "redirect_uri": {"https://site.test/cb?next=%2F"}, "response_type": {"code"}, "scope": {scope}, "state": {"S1"}}
@@ -626,12 +624,12 @@ func TestAuthorizePages(t *testing.T) {
 	status, loc := visit(t, s, authorizePath, page("snsapi_base"))
 	first := loc.Query().Get("code")
 	if status != http.StatusFound || loc.Host != "site.test" || loc.Query().Get("next") != "/" || loc.Query().Get("state") != "S1" ||
-		WebUser(first) != DefaultWebUser || first == DefaultWebUser {
+		WebUser(first) != ScriptedWebUser || first == ScriptedWebUser {
 		t.Fatalf("got %d %s", status, loc)
 	}
 	_, loc = visit(t, s, authorizePath, page("snsapi_base"))
 	second := loc.Query().Get("code")
-	if second == first || WebUser(second) != DefaultWebUser {
+	if second == first || WebUser(second) != ScriptedWebUser {
 		t.Errorf("codes %q then %q: want fresh codes for one user", first, second)
 	}
 	_, loc = visit(t, s, qrConnectPath, page("snsapi_login", FakeUserParam, "frank"))
@@ -675,17 +673,17 @@ func TestAuthorizePages(t *testing.T) {
 	// token gets no profile.
 	_, a := webExchange(t, s, "wxweb", "sec", first)
 	token, _ := a["access_token"].(string)
-	if a["scope"] != "snsapi_base" || a["openid"] != sandbox.OpenID("wxweb", DefaultWebUser) {
+	if a["scope"] != "snsapi_base" || a["openid"] != OpenID("wxweb", ScriptedWebUser) {
 		t.Errorf("exchange of %q: %v", first, a)
 	}
-	if got := userInfo(t, s, token, sandbox.OpenID("wxweb", DefaultWebUser)); got["errcode"] != 48001.0 {
+	if got := userInfo(t, s, token, OpenID("wxweb", ScriptedWebUser)); got["errcode"] != 48001.0 {
 		t.Errorf("snsapi_base userinfo: %v", got)
 	}
-	if _, a := webExchange(t, s, "wxweb", "sec", qrCode); a["scope"] != "snsapi_login" || a["unionid"] != sandbox.UnionID("frank") {
+	if _, a := webExchange(t, s, "wxweb", "sec", qrCode); a["scope"] != "snsapi_login" || a["unionid"] != UnionID("frank") {
 		t.Errorf("exchange of %q: %v", qrCode, a)
 	}
-	if s.WebCodeCalls(DefaultWebUser) != 1 || s.WebCodeCalls(first) != 1 || s.WebCodeCalls("frank") != 1 {
-		t.Errorf("WebCodeCalls: %d %d %d", s.WebCodeCalls(DefaultWebUser), s.WebCodeCalls(first), s.WebCodeCalls("frank"))
+	if s.WebCodeCalls(ScriptedWebUser) != 1 || s.WebCodeCalls(first) != 1 || s.WebCodeCalls("frank") != 1 {
+		t.Errorf("WebCodeCalls: %d %d %d", s.WebCodeCalls(ScriptedWebUser), s.WebCodeCalls(first), s.WebCodeCalls("frank"))
 	}
 }
 
@@ -700,7 +698,7 @@ func TestWebUser(t *testing.T) {
 }
 
 func TestConcurrentWebExchangesOfOneCode(t *testing.T) {
-	s := New(t)
+	s := NewServer(t)
 	var (
 		wg        sync.WaitGroup
 		successes int

@@ -1,0 +1,82 @@
+// Package fakeplatform is a fake of the WeChat and QQ server APIs: one
+// engine, an http.Handler, that serves the plugin's sandbox mode in-process
+// (Sandbox, Transport), the tests over loopback (NewServer) and the
+// benchmarks as a process of its own (bench/fakeplatform).
+//
+// # The sandbox
+//
+// New(Options{}), or Sandbox(), is the fake of the plugin's sandbox mode. It
+// keeps no state: every answer follows from the request. The request's host
+// is ignored, so it serves the WeChat and QQ bases alike. Like the real
+// platform, errcode answers come with HTTP 200; unknown paths get a 404 with a
+// JSON body.
+//
+// Identities are derived from the login code, so a developer can log in as
+// "alice" from any device and always be the same user: OpenID(appid, code),
+// UnionID(code), SessionKey(appid, code). A few codes simulate platform
+// failures:
+//
+//	invalid  errcode 40029 (invalid code)
+//	used     errcode 40163 (code already used)
+//	blocked  errcode 40226 (high-risk user, login blocked)
+//	busy     errcode -1 (system busy), every time
+//	limited  errcode 45011 (frequency limit)
+//
+// Every other non-empty code logs in. Any secret is accepted (until AddApp).
+//
+// The APIs that need an access_token work too, for WeChat and QQ:
+//
+//	POST /cgi-bin/stable_token, GET /api/getToken
+//	    any secret; AccessToken(appid), valid for TokenExpiresIn seconds
+//	POST /wxa/msg_sec_check, POST /api/json/security/MsgSecCheck
+//	    text containing RiskyMarker ("risky", any case) is risky: WeChat
+//	    answers suggest "risky" with label RiskyLabel, QQ errcode 87014;
+//	    other text passes
+//	POST /wxa/img_sec_check, POST /api/json/security/ImgSecCheck
+//	    a multipart file "media" whose bytes contain RiskyMarker (any case)
+//	    gets errcode 87014; other images pass
+//	POST /wxa/business/getuserphonenumber
+//	    phone codes "invalid" and "used" get errcode 40029; any other
+//	    non-empty code gets the fixed number PhoneNumber (country code
+//	    PhoneCountryCode)
+//
+// Access tokens are only checked for being present (errcode 40001 when
+// missing). Like login codes, phone codes can be used again and again.
+//
+// Web logins (wechat-web, wechat-qr) work the same way:
+//
+//	GET /connect/oauth2/authorize, GET /connect/qrconnect
+//	    the authorize page (Engine.Authorize): it redirects straight back to
+//	    redirect_uri with code and state, the code being the query
+//	    parameter sandbox_user (WebUserParam), or DefaultWebUser ("alice")
+//	GET /sns/oauth2/access_token
+//	    the failure codes above answer their errcode; any other non-empty
+//	    code gets openid OpenID(appid, code) and unionid UnionID(code), the
+//	    same person as the mini-program login with that code, scope
+//	    WebScope (the exchange does not say which scope was asked for, and
+//	    the sandbox grants everything), and access_token
+//	    WebAccessToken(appid, code)
+//	GET /sns/userinfo
+//	    needs a WebAccessToken and the openid it was issued for (else
+//	    40001, 40003); answers nickname Nickname(code), no avatar
+//	    (headimgurl ""), and unionid UnionID(code)
+//
+// A sandbox web access_token carries the appid and code it was issued for,
+// so /sns/userinfo answers for the right user without keeping any state.
+// Web codes, like login codes, can be used again and again.
+//
+// # What the options add
+//
+// Options.Stateful makes the engine behave like the real platform where the
+// sandbox is lenient, and remember what tests and benchmarks ask about:
+// codes are single-use, session_keys and tokens are fresh and random, only
+// the tokens issued are accepted, and every call is counted and recorded.
+// Options.Scripted adds the tests' scripted codes and web users. The state
+// every engine has, which only its methods change, makes faults: AddApp
+// (credentials checked), SetDelay, FailPath, Close. The fields of Options
+// say what each changes, API by API.
+//
+// NewServer starts the engine with both options on an httptest server, for
+// tests; bench/fakeplatform serves a stateful one with a registered app and
+// a delay, for the benchmarks.
+package fakeplatform
