@@ -285,9 +285,11 @@ type tab struct {
 	mu       sync.Mutex
 	requests []*request
 	byID     map[network.RequestID]int // the latest request of each id (a redirect keeps the id)
-	// early holds the cookies of requestWillBeSentExtraInfo events that
-	// came before their requestWillBeSent, until it comes.
-	early map[network.RequestID]map[string]string
+	// hops are the requests of each id in order (a redirect's hops share
+	// it), and sent the cookies of its requestWillBeSentExtraInfo events
+	// in order: the k-th event is the k-th hop's, whichever comes first.
+	hops map[network.RequestID][]*request
+	sent map[network.RequestID][]map[string]string
 }
 
 // request is one request as the browser made it: a redirect is a request
@@ -349,23 +351,12 @@ func (tb *tab) record(ev any) {
 		}
 		tb.byID[e.RequestID] = len(tb.requests)
 		r := &request{ID: e.RequestID, Type: e.Type, Method: e.Request.Method, URL: e.Request.URL + e.Request.URLFragment}
-		if sent, ok := tb.early[e.RequestID]; ok {
-			r.Sent = sent
-			delete(tb.early, e.RequestID)
-		}
 		tb.requests = append(tb.requests, r)
+		tb.pair(e.RequestID, r, nil)
 	case *network.EventRequestWillBeSentExtraInfo:
 		// Arrives before or after its requestWillBeSent; only the cookies
 		// sent matter here (a redirect's hops each get their own).
-		sent := sentCookies(e.AssociatedCookies)
-		if r := tb.latest(e.RequestID); r != nil && r.Sent == nil {
-			r.Sent = sent
-		} else {
-			if tb.early == nil {
-				tb.early = map[network.RequestID]map[string]string{}
-			}
-			tb.early[e.RequestID] = sent
-		}
+		tb.pair(e.RequestID, nil, sentCookies(e.AssociatedCookies))
 	case *network.EventResponseReceivedExtraInfo:
 		if r := tb.latest(e.RequestID); r != nil {
 			r.WireStatus = e.StatusCode
@@ -383,6 +374,24 @@ func (tb *tab) record(ev any) {
 		select {
 		case tb.paused <- e:
 		default:
+		}
+	}
+}
+
+// pair files a hop (r) or the cookies of a hop (sent) of request id, and
+// gives each hop the cookies of the extra-info event of the same rank.
+func (tb *tab) pair(id network.RequestID, r *request, sent map[string]string) {
+	if tb.hops == nil {
+		tb.hops, tb.sent = map[network.RequestID][]*request{}, map[network.RequestID][]map[string]string{}
+	}
+	if r != nil {
+		tb.hops[id] = append(tb.hops[id], r)
+	} else {
+		tb.sent[id] = append(tb.sent[id], sent)
+	}
+	for i, hop := range tb.hops[id] {
+		if hop.Sent == nil && i < len(tb.sent[id]) {
+			hop.Sent = tb.sent[id][i]
 		}
 	}
 }
