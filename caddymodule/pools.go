@@ -17,6 +17,12 @@ import (
 // up the old one, so an entry whose key is unchanged is handed over
 // instead of rebuilt.
 
+// pooled is one entry a configuration holds in a UsagePool, for Cleanup.
+type pooled struct {
+	pool *caddy.UsagePool
+	key  string
+}
+
 // sessionPool holds this node's view of sessions (a node.Node): verified
 // tokens stay cached, known revocations stay known, codes being exchanged
 // stay deduplicated, and no background goroutine is started twice.

@@ -24,12 +24,6 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/weblogin"
 )
 
-// pooled is one entry a configuration holds in a UsagePool, for Cleanup.
-type pooled struct {
-	pool *caddy.UsagePool
-	key  string
-}
-
 // build makes the services of a checked configuration and the API that
 // serves them: the domain services, on the node's pooled parts (the
 // platform client, the view of sessions, the rate limiter). It returns
@@ -180,7 +174,7 @@ func sessionsOnNode(ctx caddy.Context, h *Handler, codec *token.Codec, records *
 		return nil, key, err
 	}
 	if loaded {
-		logger.Debug("reusing the in-memory state of the previous config (token cache, revocations)")
+		logger.Debug("reusing this node's view of sessions from the previous config (token cache, revocations)")
 	}
 	return v.(pooledNode).Node, key, nil
 }

@@ -50,11 +50,6 @@ func secondsUntil(t, now time.Time) int64 {
 	return int64(d / time.Second)
 }
 
-// ceilSeconds is d in whole seconds, rounded up: what Retry-After says.
-func ceilSeconds(d time.Duration) int64 {
-	return int64((d + time.Second - 1) / time.Second)
-}
-
 // logResult writes the one line of an operation (login, refresh, logout,
 // profile, phone): what it was for and how it ended. Never a token, a
 // session_key or a phone number.

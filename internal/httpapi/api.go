@@ -9,7 +9,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -83,30 +82,7 @@ type API struct {
 	// sandboxPlatform serves the sandbox's authorize page.
 	sandboxPlatform *fakeplatform.Engine
 
-	router *router
-}
-
-// New builds the API of a configuration.
-func New(c Config) (*API, error) {
-	a := &API{
-		prefix: c.Prefix, sandbox: c.Sandbox, optional: c.Optional, openBase: c.OpenBase, avatarBase: c.AvatarBase,
-		logger: c.Logger, metrics: c.Metrics, apps: c.Apps, codec: c.Codec, store: c.Store, avatars: c.Avatars,
-		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, limiter: c.Limiter,
-		crossOrigin: http.NewCrossOriginProtection(),
-	}
-	if a.sandbox {
-		a.sandboxPlatform = fakeplatform.Sandbox()
-	}
-	if a.avatarBase != "" && !strings.HasSuffix(a.avatarBase, "/") {
-		a.avatarBase += "/"
-	}
-	for _, origin := range c.TrustedOrigins {
-		if err := a.crossOrigin.AddTrustedOrigin(origin); err != nil {
-			return nil, fmt.Errorf("trusted_origins: %w", err)
-		}
-	}
-	a.router = newRouter(a)
-	return a, nil
+	endpoints http.Handler // the router
 }
 
 // Owns reports whether a request is for the endpoints: under the prefix
@@ -117,4 +93,4 @@ func (a *API) Owns(r *http.Request) bool {
 }
 
 // ServeHTTP serves the endpoints.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.endpoints.ServeHTTP(w, r) }

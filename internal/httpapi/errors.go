@@ -59,6 +59,11 @@ func setChallenge(hdr http.Header, e *apiError) {
 	}
 }
 
+// ceilSeconds is d in whole seconds, rounded up: what Retry-After says.
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json; charset=utf-8")

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // route is one endpoint under the prefix.
@@ -86,4 +89,27 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.mux.ServeHTTP(w, r)
+}
+
+// New builds the API of a configuration.
+func New(c Config) (*API, error) {
+	a := &API{
+		prefix: c.Prefix, sandbox: c.Sandbox, optional: c.Optional, openBase: c.OpenBase, avatarBase: c.AvatarBase,
+		logger: c.Logger, metrics: c.Metrics, apps: c.Apps, codec: c.Codec, store: c.Store, avatars: c.Avatars,
+		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, limiter: c.Limiter,
+		crossOrigin: http.NewCrossOriginProtection(),
+	}
+	if a.sandbox {
+		a.sandboxPlatform = fakeplatform.Sandbox()
+	}
+	if a.avatarBase != "" && !strings.HasSuffix(a.avatarBase, "/") {
+		a.avatarBase += "/"
+	}
+	for _, origin := range c.TrustedOrigins {
+		if err := a.crossOrigin.AddTrustedOrigin(origin); err != nil {
+			return nil, fmt.Errorf("trusted_origins: %w", err)
+		}
+	}
+	a.endpoints = newRouter(a)
+	return a, nil
 }
