@@ -174,7 +174,7 @@ func sessionsOnNode(ctx caddy.Context, h *Handler, codec *token.Codec, records *
 		return nil, key, err
 	}
 	if loaded {
-		logger.Debug("reusing this node's view of sessions from the previous config (token cache, revocations)")
+		logger.Debug("reusing the in-memory state of the previous config (token cache, revocations)")
 	}
 	return v.(pooledNode).Node, key, nil
 }
