@@ -116,7 +116,7 @@ type Handler struct {
 	TrustedOrigins []string `json:"trusted_origins,omitempty"`
 
 	api  *httpapi.API
-	held []pooled // what this configuration holds in the node's pools
+	held []func() error // lets go of what this configuration holds in the node's pools
 }
 
 // RateLimit is the per-client-IP limit: Requests per Window, in bursts of

@@ -17,12 +17,6 @@ import (
 // up the old one, so an entry whose key is unchanged is handed over
 // instead of rebuilt.
 
-// pooled is one entry a configuration holds in a UsagePool, for Cleanup.
-type pooled struct {
-	pool *caddy.UsagePool
-	key  string
-}
-
 // sessionPool holds this node's view of sessions (a node.Node): verified
 // tokens stay cached, known revocations stay known, codes being exchanged
 // stay deduplicated, and no background goroutine is started twice.
@@ -39,7 +33,7 @@ type sessionSettings struct {
 }
 
 func (s sessionSettings) key() string {
-	return fmt.Sprintf("wxauth|%s|%s|%t|%d|%s|%s", s.storageID, s.keyID, s.forwardPhone, s.CacheBytes, s.RevocationSync, s.SweepInterval)
+	return fmt.Sprintf("wxauth|%s|%s|%t|%d|%s|%s|%s", s.storageID, s.keyID, s.forwardPhone, s.CacheBytes, s.RevocationSync, s.SweepInterval, s.UserIdle)
 }
 
 // storageID names a storage backend for the pool keys. Two configs on the

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -27,8 +28,9 @@ import (
 // build makes the services of a checked configuration and the API that
 // serves them: the domain services, on the node's pooled parts (the
 // platform client, the view of sessions, the rate limiter). It returns
-// what it took from the pools; on an error it lets go of it itself.
-func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []pooled, err error) {
+// how to let go of what it took from the pools, newest first; on an error
+// it lets go of it itself.
+func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []func() error, err error) {
 	defer func() {
 		if err != nil {
 			release(held)
@@ -52,16 +54,20 @@ func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []pooled, err 
 	}
 	records := store.NewStore(ctx.Storage())
 	ps, key := platformService(h, m)
-	held = append(held, pooled{platformPool, key})
+	held = append(held, releaser(platformPool, key))
 	sessions, key, err := sessionsOnNode(ctx, h, codec, records, logger, m)
 	if err != nil {
 		return nil, held, err
 	}
-	held = append(held, pooled{sessionPool, key})
+	held = append(held, releaser(sessionPool, key))
+	// The node's background work uses this configuration's storage until
+	// it is cleaned up (a reload closes the old storage's connections).
+	detach := sessions.Use(records)
+	held = append(held, func() error { detach(); return nil })
 	var limiter *ratelimit.Limiter
 	if h.RateLimit == nil || !h.RateLimit.Off {
 		limiter, key = rateLimiter(h)
-		held = append(held, pooled{limiterPool, key})
+		held = append(held, releaser(limiterPool, key))
 	}
 
 	c := httpapi.Config{
@@ -163,6 +169,7 @@ func sessionsOnNode(ctx caddy.Context, h *Handler, codec *token.Codec, records *
 			CacheBytes:     h.tokenCacheBytes(),
 			RevocationSync: durationOr(h.RevocationSync, DefaultRevocationSync),
 			SweepInterval:  durationOr(h.SweepInterval, DefaultSweepInterval),
+			UserIdle:       h.refreshTTL(),
 		},
 	}
 	key := settings.key()
@@ -189,14 +196,20 @@ func rateLimiter(h *Handler) (*ratelimit.Limiter, string) {
 	return v.(*limiter).Limiter, key
 }
 
-// release lets go of pooled parts; the last configuration to let go of
-// one stops its background work.
-func release(held []pooled) error {
-	var first error
-	for _, p := range held {
-		if _, err := p.pool.Delete(p.key); err != nil && first == nil {
-			first = err
-		}
+// releaser lets go of a configuration's use of a pool's entry; the last
+// configuration to let go of one stops its background work.
+func releaser(pool *caddy.UsagePool, key string) func() error {
+	return func() error {
+		_, err := pool.Delete(key)
+		return err
 	}
-	return first
+}
+
+// release lets go of what build took, the last taken first.
+func release(held []func() error) error {
+	var errs []error
+	for i := len(held) - 1; i >= 0; i-- {
+		errs = append(errs, held[i]())
+	}
+	return errors.Join(errs...)
 }

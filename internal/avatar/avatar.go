@@ -257,6 +257,26 @@ func (s *Store) sweepOne(ctx context.Context, id string, now time.Time, grace ti
 	return remove, nil
 }
 
+// Delete removes the owned image an avatar URL names, if it names one (a
+// user who is gone takes their avatar along).
+func (s *Store) Delete(ctx context.Context, avatarURL string) error {
+	id, ok := IDOf(avatarURL)
+	if !ok {
+		return nil
+	}
+	lock := lockName(id)
+	if err := s.storage.Lock(ctx, lock); err != nil {
+		return fmt.Errorf("locking avatar %s: %w", id, err)
+	}
+	defer func() { _ = s.storage.Unlock(context.WithoutCancel(ctx), lock) }()
+	for _, key := range []string{storageKey(id), discardedKey(id)} {
+		if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing avatar %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
 // Load returns the image with id and its content type, or ErrNotFound.
 func (s *Store) Load(ctx context.Context, id string) ([]byte, string, error) {
 	if !ValidID(id) {

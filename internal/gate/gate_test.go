@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/certmagic"
-
 	"github.com/wxauth/caddy-wxauth/internal/identity"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
 	"github.com/wxauth/caddy-wxauth/internal/store"
@@ -27,7 +25,7 @@ func newGate(t *testing.T) (*Gate, *token.Codec) {
 	return &Gate{
 		Codec:       codec,
 		Cache:       cache,
-		Revocations: store.NewRevocations(store.NewStore(&certmagic.FileStorage{Path: t.TempDir()})),
+		Revocations: store.NewRevocations(),
 		Known:       func(appid string) bool { return appid == "wxknown" },
 		Metrics:     metrics.Get(),
 	}, codec

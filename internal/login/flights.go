@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/wxauth/caddy-wxauth/internal/store"
 )
 
 // CodeFlights remembers, per (app, code), the one exchange with the
@@ -23,8 +21,8 @@ type CodeFlights struct {
 type codeFlight struct {
 	done    chan struct{}
 	expires time.Time
-	rec     *store.CodeRecord // set on success
-	err     error             // set on failure
+	result  exchanged // set on success
+	err     error     // set on failure
 }
 
 // Len is the number of codes remembered (in flight or recently exchanged).
@@ -35,7 +33,7 @@ func (cf *CodeFlights) Len() int {
 }
 
 // do runs exchange once per (appid, code) within the code's lifetime.
-func (cf *CodeFlights) do(ctx context.Context, appid, code string, now time.Time, exchange func(context.Context) (*store.CodeRecord, error)) (*store.CodeRecord, error) {
+func (cf *CodeFlights) do(ctx context.Context, appid, code string, now time.Time, exchange func(context.Context) (exchanged, error)) (exchanged, error) {
 	// Keyed by a hash: the map never holds a usable code.
 	key := sha256.Sum256([]byte(appid + "\x00" + code))
 
@@ -46,9 +44,9 @@ func (cf *CodeFlights) do(ctx context.Context, appid, code string, now time.Time
 		cf.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.rec, f.err
+			return f.result, f.err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return exchanged{}, ctx.Err()
 		}
 	}
 	f = &codeFlight{done: make(chan struct{}), expires: now.Add(CodeLifetime)}
@@ -66,10 +64,10 @@ func (cf *CodeFlights) do(ctx context.Context, appid, code string, now time.Time
 		// lifetime: it becomes this flight's error.
 		defer func() {
 			if p := recover(); p != nil {
-				f.rec, f.err = nil, fmt.Errorf("the code exchange failed unexpectedly: %v", p)
+				f.result, f.err = exchanged{}, fmt.Errorf("the code exchange failed unexpectedly: %v", p)
 			}
 		}()
-		f.rec, f.err = exchange(context.WithoutCancel(ctx))
+		f.result, f.err = exchange(context.WithoutCancel(ctx))
 	}()
 	if f.err != nil {
 		// Only successes are remembered: after a failure (the platform was
@@ -81,7 +79,7 @@ func (cf *CodeFlights) do(ctx context.Context, appid, code string, now time.Time
 		cf.mu.Unlock()
 	}
 	close(f.done)
-	return f.rec, f.err
+	return f.result, f.err
 }
 
 // sweepLocked drops finished flights whose code has expired, at most once a

@@ -16,7 +16,7 @@ func TestCodeFlightPanicReleasesWaiters(t *testing.T) {
 	started := make(chan struct{})
 	release := make(chan struct{})
 	go func() {
-		_, _ = cf.do(context.Background(), "wxa", "boom", now, func(context.Context) (*store.CodeRecord, error) {
+		_, _ = cf.do(context.Background(), "wxa", "boom", now, func(context.Context) (exchanged, error) {
 			close(started)
 			<-release
 			panic("platform client bug")
@@ -25,8 +25,8 @@ func TestCodeFlightPanicReleasesWaiters(t *testing.T) {
 	<-started
 	waiter := make(chan error, 1)
 	go func() {
-		_, err := cf.do(context.Background(), "wxa", "boom", now, func(context.Context) (*store.CodeRecord, error) {
-			return &store.CodeRecord{OpenID: "o"}, nil
+		_, err := cf.do(context.Background(), "wxa", "boom", now, func(context.Context) (exchanged, error) {
+			return exchanged{code: &store.CodeRecord{OpenID: "o"}}, nil
 		})
 		waiter <- err
 	}()
@@ -46,9 +46,9 @@ func TestCodeFlightPanicReleasesWaiters(t *testing.T) {
 	// The failure is not remembered: the next post of the code exchanges
 	// again.
 	called := false
-	if _, err := cf.do(context.Background(), "wxa", "boom", now, func(context.Context) (*store.CodeRecord, error) {
+	if _, err := cf.do(context.Background(), "wxa", "boom", now, func(context.Context) (exchanged, error) {
 		called = true
-		return &store.CodeRecord{OpenID: "o"}, nil
+		return exchanged{code: &store.CodeRecord{OpenID: "o"}}, nil
 	}); err != nil || !called {
 		t.Errorf("after a panic: err %v, called %v", err, called)
 	}

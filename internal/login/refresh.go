@@ -295,7 +295,7 @@ func (s *Service) publishRevocation(ctx context.Context, sess *store.Session) er
 	if s.Revocations != nil {
 		s.Revocations.Add(sess.ID, until)
 	}
-	if err := s.Store.SaveRevocation(ctx, &store.Revocation{SessionID: sess.ID, Until: until}); err != nil {
+	if err := s.Store.SaveRevocation(ctx, &store.Revocation{SessionID: sess.ID, Until: until}, s.now()); err != nil {
 		return fmt.Errorf("saving the revocation: %w", err)
 	}
 	return nil

@@ -19,7 +19,7 @@ func newGraceService(t *testing.T, dir string, clock *fakeClock) *Service {
 	t.Helper()
 	s := newService(t, dir, &fakeExchanger{}, clock)
 	s.RefreshGrace = 30 * time.Second
-	s.Revocations = store.NewRevocations(s.Store)
+	s.Revocations = store.NewRevocations()
 	return s
 }
 
@@ -206,14 +206,14 @@ func TestRevocationOutlivesAShorterAccessTTL(t *testing.T) {
 	if err := now.Logout(ctx, s.Session.ID); err != nil {
 		t.Fatal(err)
 	}
-	later := store.NewRevocations(now.Store)
-	if err := later.Sync(ctx, clock.Now().Add(time.Hour)); err != nil {
+	later := store.NewRevocations()
+	if err := later.Sync(ctx, now.Store, clock.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if !later.Revoked(s.Session.ID) {
 		t.Error("an hour later the revocation was forgotten, though the 2h token is still valid")
 	}
-	if err := later.Sync(ctx, s.AccessExpires); err != nil {
+	if err := later.Sync(ctx, now.Store, s.AccessExpires); err != nil {
 		t.Fatal(err)
 	}
 	if later.Revoked(s.Session.ID) {

@@ -19,7 +19,7 @@ import (
 
 // CodeLifetime is how long the platform accepts a login code, and so how
 // long a repeated post of one code is answered from what we already know.
-const CodeLifetime = 5 * time.Minute
+const CodeLifetime = store.CodeLifetime
 
 // Exchanger trades a login code for the user's identity (code2Session).
 type Exchanger interface {
@@ -102,18 +102,22 @@ type Prepare func(ctx context.Context, user *store.User) (*store.User, error)
 
 // LoginWith is Login with a Prepare step; nil means none.
 func (s *Service) LoginWith(ctx context.Context, app platform.App, code string, prepare Prepare) (*Result, error) {
-	rec, err := s.exchangeOnce(ctx, app, code)
+	x, err := s.exchangeOnce(ctx, app, code)
 	if err != nil {
 		return nil, err
 	}
-	user, err := s.Store.LoadUser(ctx, app.AppID, rec.OpenID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Another node exchanged the code and its user record is not
-		// visible here (yet); the code record alone is enough to log in.
-		user, err = &store.User{AppID: app.AppID, OpenID: rec.OpenID, UnionID: rec.UnionID}, nil
-	}
-	if err != nil {
-		return nil, err
+	user := x.user
+	if user == nil {
+		// Exchanged on another node: its code record says whose it was.
+		user, err = s.Store.LoadUser(ctx, app.AppID, x.code.OpenID)
+		if errors.Is(err, store.ErrNotFound) {
+			// Its user record is not visible here (yet); the code record
+			// alone is enough to log in.
+			user, err = &store.User{AppID: app.AppID, OpenID: x.code.OpenID, UnionID: x.code.UnionID}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if prepare != nil {
 		if user, err = prepare(ctx, user); err != nil {
@@ -132,44 +136,76 @@ func (s *Service) flights() *CodeFlights {
 	return s.Flights
 }
 
-func (s *Service) exchangeOnce(ctx context.Context, app platform.App, code string) (*store.CodeRecord, error) {
+// exchanged is the outcome of a code's exchange: whose the code was, and
+// the user record as the exchange left it (nil when another node
+// exchanged the code).
+type exchanged struct {
+	code *store.CodeRecord
+	user *store.User
+}
+
+func (s *Service) exchangeOnce(ctx context.Context, app platform.App, code string) (exchanged, error) {
 	now := s.now()
-	return s.flights().do(ctx, app.AppID, code, now, func(ctx context.Context) (*store.CodeRecord, error) {
+	return s.flights().do(ctx, app.AppID, code, now, func(ctx context.Context) (exchanged, error) {
 		return s.exchange(ctx, app, code, now)
 	})
 }
 
-func (s *Service) exchange(ctx context.Context, app platform.App, code string, now time.Time) (*store.CodeRecord, error) {
-	if rec, err := s.Store.LoadCode(ctx, app.AppID, code, now); err == nil {
-		return rec, nil // exchanged on another node
+// exchange asks the platform whose code is, once across every node: the
+// node that takes the code's claim in storage asks; a node that finds the
+// claim taken waits for it and then reads the first one's outcome.
+func (s *Service) exchange(ctx context.Context, app platform.App, code string, now time.Time) (exchanged, error) {
+	storage := s.Store.Storage()
+	claim := store.CodeClaimLockName(app.AppID, code)
+	if err := storage.Lock(ctx, claim); err != nil {
+		return exchanged{}, fmt.Errorf("claiming the login code: %w", err)
+	}
+	defer func() { _ = storage.Unlock(context.WithoutCancel(ctx), claim) }()
+
+	rec, err := s.Store.LoadCode(ctx, app.AppID, code, now)
+	if err == nil {
+		return exchanged{code: rec}, nil // exchanged on another node
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return exchanged{}, err
 	}
 	ps, err := s.Exchanger.Code2Session(ctx, app, code)
 	if err != nil {
 		if pe := platform.AsError(err); pe != nil && pe.Errcode == 40163 {
-			// "Code been used": another node may have exchanged it an
-			// instant ago and written down whose it was.
+			// "Code been used": a node that does not claim codes (an older
+			// version, during an upgrade) may have exchanged it an instant
+			// ago and written down whose it was.
 			if rec, lerr := s.Store.LoadCode(ctx, app.AppID, code, now); lerr == nil {
-				return rec, nil
+				return exchanged{code: rec}, nil
 			}
 		}
-		return nil, err
+		return exchanged{}, err
 	}
-	if _, err := s.Store.UpdateUser(ctx, app.AppID, ps.OpenID, func(u *store.User) error {
+	rec = &store.CodeRecord{AppID: app.AppID, OpenID: ps.OpenID, UnionID: ps.UnionID, Expires: now.Add(CodeLifetime)}
+	// The code record and the user do not depend on each other: both are
+	// written at once. The code record is best effort: without it, only
+	// another node's retry of this code would fail (40163 → invalid_code);
+	// this node remembers the code in memory anyway.
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		_ = s.Store.SaveCode(ctx, code, rec, now)
+	}()
+	user, err := s.Store.UpdateUser(ctx, app.AppID, ps.OpenID, func(u *store.User) error {
 		if ps.UnionID != "" {
 			u.UnionID = ps.UnionID
 		}
 		// The platform keeps only the newest session_key per user.
 		u.SessionKey = ps.SessionKey
 		u.SessionKeyUpdated = now
+		u.NoteLogin(now, s.RefreshTTL)
 		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("saving the user's session key: %w", err)
+	})
+	<-saved
+	if err != nil {
+		return exchanged{}, fmt.Errorf("saving the user's session key: %w", err)
 	}
-	rec := &store.CodeRecord{AppID: app.AppID, OpenID: ps.OpenID, UnionID: ps.UnionID, Expires: now.Add(CodeLifetime)}
-	// Best effort: without it, only another node's retry of this code would
-	// fail (40163 → invalid_code); this node remembers it in memory anyway.
-	_ = s.Store.SaveCode(ctx, code, rec)
-	return rec, nil
+	return exchanged{code: rec, user: user}, nil
 }
 
 // StartSession stores a new session for user and issues its tokens. Login

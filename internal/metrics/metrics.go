@@ -29,7 +29,7 @@ type Metrics struct {
 	RateLimited     *prometheus.CounterVec // endpoint, reason
 	CacheHits       prometheus.Counter
 	CacheMisses     prometheus.Counter
-	Sessions        prometheus.Gauge
+	Swept           *prometheus.CounterVec // record
 
 	// GateAllowed and GateAnonymous are GateDecisions' two results on the
 	// gate's fast path, resolved once.
@@ -72,8 +72,8 @@ func build() *Metrics {
 			"Access tokens found in the verified-token cache.")),
 		CacheMisses: prometheus.NewCounter(opts("token_cache_misses_total",
 			"Access tokens not in the cache, so verified by signature.")),
-		Sessions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Subsystem: subsystem, Name: "sessions",
-			Help: "Sessions in storage, counted by the last storage sweep this node ran (one node sweeps per interval: take the max over nodes)."}),
+		Swept: prometheus.NewCounterVec(opts("swept_total",
+			"Records the storage sweep removed on this node, by record: session, user, code (codes and web states), revocation, avatar."), []string{"record"}),
 	}
 	m.GateAllowed = m.GateDecisions.WithLabelValues("ok")
 	m.GateAnonymous = m.GateDecisions.WithLabelValues("anonymous")
@@ -85,7 +85,7 @@ func build() *Metrics {
 // is not an error.
 func (m *Metrics) Register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.Logins, m.Refreshes, m.GateDecisions, m.PlatformCalls,
-		m.PlatformLatency, m.RateLimited, m.CacheHits, m.CacheMisses, m.Sessions} {
+		m.PlatformLatency, m.RateLimited, m.CacheHits, m.CacheMisses, m.Swept} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) && already.ExistingCollector == c {
@@ -103,7 +103,9 @@ func (m *Metrics) PlatformExchange(api, outcome string, d time.Duration) {
 	m.PlatformLatency.WithLabelValues(api).Observe(d.Seconds())
 }
 
-// SweptSessions records the count of sessions kept by a storage sweep.
-func (m *Metrics) SweptSessions(n int) {
-	m.Sessions.Set(float64(n))
+// SweptRecords records what a storage sweep removed, by record kind.
+func (m *Metrics) SweptRecords(byKind map[string]int) {
+	for kind, n := range byKind {
+		m.Swept.WithLabelValues(kind).Add(float64(n))
+	}
 }

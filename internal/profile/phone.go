@@ -65,7 +65,7 @@ func (s *Service) Phone(ctx context.Context, app platform.App, openid, code stri
 	}
 	// Best effort, like login codes: without it, a retry of this code
 	// would be refused by the platform (40029) rather than answered again.
-	_ = s.Users.SavePhoneCode(ctx, code, &store.CodeRecord{AppID: app.AppID, OpenID: openid, Expires: now.Add(PhoneCodeLifetime)})
+	_ = s.Users.SavePhoneCode(ctx, code, &store.CodeRecord{AppID: app.AppID, OpenID: openid, Expires: now.Add(PhoneCodeLifetime)}, now)
 	return user, nil
 }
 

@@ -176,11 +176,13 @@ func (s *Service) storeProfile(ctx context.Context, app platform.App, openid str
 }
 
 // FromPlatform stores the profile and unionid the platform gave for app's
-// user openid (the web login's userinfo); nil or "" keeps what is stored.
-// The platform's profile is the user's own WeChat profile, shared just now:
-// it is not put through the content check.
-func (s *Service) FromPlatform(ctx context.Context, app platform.App, openid, unionID string, p *store.Profile) (*store.User, error) {
+// user openid at a web login starting a session of sessionLife (the web
+// login's userinfo); nil or "" keeps what is stored. The platform's
+// profile is the user's own WeChat profile, shared just now: it is not put
+// through the content check.
+func (s *Service) FromPlatform(ctx context.Context, app platform.App, openid, unionID string, p *store.Profile, sessionLife time.Duration) (*store.User, error) {
 	return s.storeProfile(ctx, app, openid, func(u *store.User) {
+		u.NoteLogin(s.now(), sessionLife)
 		if unionID != "" {
 			u.UnionID = unionID
 		}

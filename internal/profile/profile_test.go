@@ -334,7 +334,7 @@ func TestReplacedAvatarIsSweptAfterItsGrace(t *testing.T) {
 	}
 	upload(second)
 
-	stats, err := s.Users.Sweep(ctx, now.Add(avatar.ReplacedGrace+time.Hour), time.Hour)
+	stats, err := s.Users.Sweep(ctx, now.Add(avatar.ReplacedGrace+time.Hour), store.SweepPolicy{Interval: time.Hour})
 	if err != nil || stats.Avatars != 1 {
 		t.Fatalf("sweep: %+v, %v; want the first image removed", stats, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"time"
 )
 
@@ -17,20 +18,44 @@ type CodeRecord struct {
 	Expires time.Time `json:"expires"`
 }
 
-func codeKey(appid, code string) string {
-	sum := sha256.Sum256([]byte(appid + "\x00" + code))
-	return codesDir + "/" + hex.EncodeToString(sum[:]) + ".json"
+// CodeLifetime is how long a login or phone code is remembered: the
+// platform accepts a code for 5 minutes.
+const CodeLifetime = 5 * time.Minute
+
+// Short-lived records (codes, web login states) are kept in a folder of the
+// hour they were made in: a lookup tries that hour and, near its start, the
+// hour before; the sweep removes an hour whole once all in it has expired.
+
+// maxShortLifetime bounds what lives in the hours' folders: a record made
+// in an hour is gone this long after the hour ends.
+const maxShortLifetime = 15 * time.Minute
+
+func (s *Store) saveShort(ctx context.Context, name string, v any, now time.Time) error {
+	return s.save(ctx, shortKey(now, name), v)
 }
+
+// loadShort finds a short-lived record made within life before now, and
+// returns its key.
+func (s *Store) loadShort(ctx context.Context, name string, v any, life time.Duration, now time.Time) (string, error) {
+	key := shortKey(now, name)
+	err := s.load(ctx, key, v)
+	if earlier := shortKey(now.Add(-life), name); errors.Is(err, ErrNotFound) && earlier != key {
+		key, err = earlier, s.load(ctx, earlier, v)
+	}
+	return key, err
+}
+
+func codeName(kind, appid, code string) string { return shortName(kind, appid, code) }
 
 // LoadCode returns the record of an exchanged login code, or ErrNotFound
 // (also when it has expired at now).
 func (s *Store) LoadCode(ctx context.Context, appid, code string, now time.Time) (*CodeRecord, error) {
-	return s.loadCodeRecord(ctx, codeKey(appid, code), appid, now)
+	return s.loadCodeRecord(ctx, codeName("login", appid, code), appid, now)
 }
 
-func (s *Store) loadCodeRecord(ctx context.Context, key, appid string, now time.Time) (*CodeRecord, error) {
+func (s *Store) loadCodeRecord(ctx context.Context, name, appid string, now time.Time) (*CodeRecord, error) {
 	var rec CodeRecord
-	if err := s.load(ctx, key, &rec); err != nil {
+	if _, err := s.loadShort(ctx, name, &rec, CodeLifetime, now); err != nil {
 		return nil, err
 	}
 	if !now.Before(rec.Expires) || rec.AppID != appid {
@@ -40,14 +65,16 @@ func (s *Store) loadCodeRecord(ctx context.Context, key, appid string, now time.
 }
 
 // SaveCode remembers that code was exchanged for rec's user.
-func (s *Store) SaveCode(ctx context.Context, code string, rec *CodeRecord) error {
-	return s.save(ctx, codeKey(rec.AppID, code), rec)
+func (s *Store) SaveCode(ctx context.Context, code string, rec *CodeRecord, now time.Time) error {
+	return s.saveShort(ctx, codeName("login", rec.AppID, code), rec, now)
 }
 
-// Phone codes (from the getPhoneNumber button) are remembered like login
-// codes, in the same folder so the sweep removes them too, under keys of
-// their own: a phone code and a login code never name one record.
-func phoneCodeKey(appid, code string) string { return codeKey(appid, "phone\x00"+code) }
+// CodeClaimLockName is the storage lock held while a login code is
+// exchanged: the node that takes it asks the platform, the others wait
+// and read its outcome, so a code is exchanged once across every node.
+func CodeClaimLockName(appid, code string) string {
+	return Prefix + "/claims/" + codeName("login", appid, code)
+}
 
 // PhoneCodeLockName is the storage lock held while a phone code is
 // exchanged: getuserphonenumber is billed per call, so one code is
@@ -60,10 +87,10 @@ func PhoneCodeLockName(appid, code string) string {
 // LoadPhoneCode returns the record of an exchanged phone code, or
 // ErrNotFound (also when it has expired at now).
 func (s *Store) LoadPhoneCode(ctx context.Context, appid, code string, now time.Time) (*CodeRecord, error) {
-	return s.loadCodeRecord(ctx, phoneCodeKey(appid, code), appid, now)
+	return s.loadCodeRecord(ctx, codeName("phone", appid, code), appid, now)
 }
 
 // SavePhoneCode remembers that a phone code was exchanged for rec's user.
-func (s *Store) SavePhoneCode(ctx context.Context, code string, rec *CodeRecord) error {
-	return s.save(ctx, phoneCodeKey(rec.AppID, code), rec)
+func (s *Store) SavePhoneCode(ctx context.Context, code string, rec *CodeRecord, now time.Time) error {
+	return s.saveShort(ctx, codeName("phone", rec.AppID, code), rec, now)
 }

@@ -3,125 +3,212 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/valid"
 )
 
-// Revocation is the storage record of a revoked session. It is kept only
-// while access tokens of the session could still be unexpired: after Until
-// every one of them has expired on its own.
+// Revocation is a revoked session. It is kept only while access tokens of
+// the session could still be unexpired: after Until every one of them has
+// expired on its own.
 type Revocation struct {
 	SessionID string    `json:"sid"`
 	Until     time.Time `json:"until"`
 }
 
-func revocationKey(id string) string { return revokedDir + "/" + id + ".json" }
-
 // SaveRevocation writes the record every node reads to learn of a revoked
-// session.
-func (s *Store) SaveRevocation(ctx context.Context, r *Revocation) error {
+// session: in the folder of the minute it is made in, its end in its name,
+// so that a node learns of it by listing that one folder.
+func (s *Store) SaveRevocation(ctx context.Context, r *Revocation, now time.Time) error {
 	if !valid.ID(r.SessionID) {
 		return errors.New("refusing to store revocation with unsafe session id")
 	}
-	return s.save(ctx, revocationKey(r.SessionID), r)
+	return s.save(ctx, revocationKey(now, r.SessionID, r.Until), r)
 }
+
+// recentMinutes are the minute folders a sync lists again even when it has
+// listed them before: they may still be written to, by this minute's
+// revocations and by nodes whose clocks are a little behind.
+const recentMinutes = 3
 
 // Revocations is this node's view of which sessions are revoked. The gate
-// asks it on every request, so it answers from memory: a map swapped whole
-// (copy on write) behind an atomic pointer, read without a lock. Revocations
-// are rare; reads are every request.
+// asks it on every request, so it answers from memory, from a map sharded
+// over read-write locks. A sync reads only the minute folders that are new
+// or still being written: its cost follows what changed, not how many
+// sessions are revoked.
 type Revocations struct {
-	store *Store
+	shards [64]revocationShard
+	seed   maphash.Seed
 
-	current atomic.Pointer[map[string]time.Time] // session id → until
+	// ends are the sessions by the minute their revocation ends, so that
+	// expired ones are forgotten without looking at the others.
+	endsMu sync.Mutex
+	ends   map[int64][]string
 
-	mu sync.Mutex // serialises writers (Add, Sync)
+	// syncMu serialises syncs over what follows: the store synced from
+	// last, the minute folders listed from it and complete, and the
+	// records of the layout before minutes read from it, by name.
+	syncMu sync.Mutex
+	from   *Store
+	listed map[string]bool
+	legacy map[string]bool
 }
 
-// NewRevocations returns an empty set that syncs with store.
-func NewRevocations(store *Store) *Revocations {
-	r := &Revocations{store: store}
-	empty := map[string]time.Time{}
-	r.current.Store(&empty)
+type revocationShard struct {
+	mu    sync.RWMutex
+	until map[string]time.Time
+}
+
+// NewRevocations returns an empty set.
+func NewRevocations() *Revocations {
+	r := &Revocations{seed: maphash.MakeSeed(), ends: map[int64][]string{}}
+	for i := range r.shards {
+		r.shards[i].until = map[string]time.Time{}
+	}
 	return r
+}
+
+func (r *Revocations) shard(id string) *revocationShard {
+	return &r.shards[maphash.String(r.seed, id)%uint64(len(r.shards))]
 }
 
 // Revoked reports whether the session is revoked, as far as this node
 // knows.
 func (r *Revocations) Revoked(sessionID string) bool {
-	_, ok := (*r.current.Load())[sessionID]
+	sh := r.shard(sessionID)
+	sh.mu.RLock()
+	_, ok := sh.until[sessionID]
+	sh.mu.RUnlock()
 	return ok
 }
 
 // Len is the number of revoked sessions this node remembers.
-func (r *Revocations) Len() int { return len(*r.current.Load()) }
+func (r *Revocations) Len() int {
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		n += len(sh.until)
+		sh.mu.RUnlock()
+	}
+	return n
+}
 
 // Add records a revocation in memory at once (the node that revokes must
 // not wait for its own next sync).
 func (r *Revocations) Add(sessionID string, until time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := *r.current.Load()
-	if _, ok := old[sessionID]; ok {
-		return
+	sh := r.shard(sessionID)
+	sh.mu.Lock()
+	old, known := sh.until[sessionID]
+	extends := !known || until.After(old)
+	if extends {
+		sh.until[sessionID] = until
 	}
-	next := make(map[string]time.Time, len(old)+1)
-	for k, v := range old {
-		next[k] = v
+	sh.mu.Unlock()
+	if extends {
+		m := until.Unix() / 60
+		r.endsMu.Lock()
+		r.ends[m] = append(r.ends[m], sessionID)
+		r.endsMu.Unlock()
 	}
-	next[sessionID] = until
-	r.current.Store(&next)
 }
 
-// Sync reads the revocation records in storage, learning new ones and
-// forgetting those whose tokens have all expired at now.
-func (r *Revocations) Sync(ctx context.Context, now time.Time) error {
-	keys, err := r.store.storage.List(ctx, revokedDir, false)
+// forget drops the revocations that have ended at now.
+func (r *Revocations) forget(now time.Time) {
+	r.endsMu.Lock()
+	defer r.endsMu.Unlock()
+	nowMinute := now.Unix() / 60
+	for m, ids := range r.ends {
+		if m > nowMinute {
+			continue
+		}
+		for _, id := range ids {
+			sh := r.shard(id)
+			sh.mu.Lock()
+			if until, ok := sh.until[id]; ok && !now.Before(until) {
+				delete(sh.until, id)
+			}
+			sh.mu.Unlock()
+		}
+		delete(r.ends, m)
+	}
+}
+
+// Sync learns the revocations written to records' storage since the last
+// sync, and forgets those whose tokens have all expired at now. It lists
+// the revocations folder (one name per minute that has any) and the
+// minute folders that are new or recent; the first sync of a node, and
+// the first from another store (a reloaded configuration's), lists them
+// all.
+func (r *Revocations) Sync(ctx context.Context, records *Store, now time.Time) error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	if records != r.from {
+		r.from, r.listed, r.legacy = records, map[string]bool{}, map[string]bool{}
+	}
+	keys, err := records.storage.List(ctx, revokedDir, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := *r.current.Load()
-	next := make(map[string]time.Time, len(keys))
-	changed := false
+	r.forget(now)
+	recent := now.Add(-recentMinutes * time.Minute)
+	present := make(map[string]bool, len(keys))
 	for _, key := range keys {
-		if !isRecordKey(key) {
-			continue
-		}
-		id := strings.TrimSuffix(path.Base(key), ".json")
-		if until, ok := old[id]; ok {
-			if now.Before(until) {
-				next[id] = until
-			} else {
-				changed = true
+		name := path.Base(key)
+		present[name] = true
+		if strings.HasSuffix(name, ".json") {
+			if err := r.learnLegacy(ctx, records, key, name, now); err != nil {
+				return err
 			}
 			continue
 		}
-		var rec Revocation
-		if err := r.store.load(ctx, revocationKey(id), &rec); err != nil {
-			continue // removed by a sweep meanwhile, or unreadable: next sync
+		start, ok := bucketTime(name, time.Minute)
+		if !ok || (r.listed[name] && start.Before(recent)) {
+			continue
 		}
-		if now.Before(rec.Until) {
-			next[id] = rec.Until
-			changed = true
+		entries, err := records.storage.List(ctx, key, false)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		for _, e := range entries {
+			if id, until, ok := parseRevocation(e); ok && now.Before(until) {
+				r.Add(id, until)
+			}
+		}
+		r.listed[name] = true
+	}
+	for _, seen := range []map[string]bool{r.listed, r.legacy} {
+		for name := range seen {
+			if !present[name] {
+				delete(seen, name) // swept
+			}
 		}
 	}
-	// Entries added locally whose record is not listed yet (an eventually
-	// consistent storage) are kept until they expire.
-	for id, until := range old {
-		if _, ok := next[id]; !ok && now.Before(until) {
-			next[id] = until
-		}
+	return nil
+}
+
+// learnLegacy reads a revocation of the layout before minutes
+// (wxauth/revoked/<id>.json, the end inside) once.
+func (r *Revocations) learnLegacy(ctx context.Context, records *Store, key, name string, now time.Time) error {
+	if r.legacy[name] {
+		return nil
 	}
-	if changed || len(next) != len(old) {
-		r.current.Store(&next)
+	var rec Revocation
+	if err := records.load(ctx, key, &rec); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("reading revocation %s: %w", key, err)
+	}
+	r.legacy[name] = true
+	if now.Before(rec.Until) && valid.ID(rec.SessionID) {
+		r.Add(rec.SessionID, rec.Until)
 	}
 	return nil
 }

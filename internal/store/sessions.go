@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -45,6 +45,9 @@ type Session struct {
 	// never refreshes again.
 	Revoked   bool      `json:"revoked,omitempty"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+
+	// unmoved: loaded from its key of the layout before this one.
+	unmoved bool
 }
 
 // SpentRefresh is one spent refresh token of a session.
@@ -133,37 +136,6 @@ func later(a, b time.Time) time.Time {
 // session across every node sharing the storage.
 func SessionLockName(id string) string { return Prefix + "/sessions/" + id }
 
-// A session id is the user's tag followed by 128 random bits, so that the
-// sessions of one user sit in one folder of their own
-// (wxauth/sessions/<tag[:2]>/<tag>/<id>.json): "log out everywhere" lists
-// that folder, and no folder holds the sessions of everyone. Ids made
-// before this layout are 22 random characters and sit directly in
-// wxauth/sessions.
-const (
-	userTagLength   = 12 // 72 bits of SHA-256: folders, not secrets
-	sessionIDRandom = 22 // 16 random bytes, base64url
-	sessionIDLength = userTagLength + sessionIDRandom
-)
-
-// userTag names the folder of one user's sessions. A collision would only
-// put two users' sessions in one folder, and every reader checks the
-// record's own appid and openid.
-func userTag(appid, openid string) string {
-	sum := sha256.Sum256([]byte("wxauth-user|" + appid + "|" + openid))
-	return base64.RawURLEncoding.EncodeToString(sum[:])[:userTagLength]
-}
-
-func userSessionsDir(tag string) string {
-	return sessionsDir + "/" + tag[:2] + "/" + tag
-}
-
-func sessionKey(id string) string {
-	if len(id) == sessionIDLength {
-		return userSessionsDir(id[:userTagLength]) + "/" + id + ".json"
-	}
-	return sessionsDir + "/" + id + ".json" // made before the per-user layout
-}
-
 // NewSessionID returns a fresh session id for a session of (appid, openid).
 func NewSessionID(appid, openid string) (string, error) {
 	var b [16]byte
@@ -173,46 +145,10 @@ func NewSessionID(appid, openid string) (string, error) {
 	return userTag(appid, openid) + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// UserSessions returns every stored session of (appid, openid), revoked
-// ones included. Sessions made before the per-user layout are found by
-// reading the old folder, which only shrinks.
-func (s *Store) UserSessions(ctx context.Context, appid, openid string) ([]*Session, error) {
-	if !valid.ID(appid) || !valid.ID(openid) {
-		return nil, nil
-	}
-	var out []*Session
-	collect := func(dir string) error {
-		keys, err := s.storage.List(ctx, dir, false)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("listing %s: %w", dir, err)
-		}
-		for _, key := range keys {
-			if !isRecordKey(key) {
-				continue // a sub-folder, or a file storage's leftover temporary file
-			}
-			var sess Session
-			if err := s.load(ctx, key, &sess); err != nil {
-				if errors.Is(err, ErrNotFound) {
-					continue
-				}
-				return err
-			}
-			if sess.AppID == appid && sess.OpenID == openid {
-				out = append(out, &sess)
-			}
-		}
-		return nil
-	}
-	if err := collect(userSessionsDir(userTag(appid, openid))); err != nil {
-		return nil, err
-	}
-	if err := collect(sessionsDir); err != nil {
-		return nil, err
-	}
-	return out, nil
+// movedSession is what stays at the old key of a session made before ids
+// named their user's folder: where it went.
+type movedSession struct {
+	MovedTo string `json:"moved_to"` // the user's tag
 }
 
 // LoadSession returns the session, or ErrNotFound.
@@ -221,16 +157,119 @@ func (s *Store) LoadSession(ctx context.Context, id string) (*Session, error) {
 		return nil, ErrNotFound
 	}
 	var sess Session
-	if err := s.load(ctx, sessionKey(id), &sess); err != nil {
+	if isTaggedID(id) {
+		if err := s.load(ctx, userSessionsDir(id[:userTagLength])+"/"+id+".json", &sess); err != nil {
+			return nil, err
+		}
+		return &sess, nil
+	}
+	// An id from before: a pointer to its user's folder, or (not moved
+	// yet) the record itself.
+	raw, err := s.loadRaw(ctx, legacySessionKey(id))
+	if err != nil {
 		return nil, err
 	}
+	var moved movedSession
+	if json.Unmarshal(raw, &moved) == nil && moved.MovedTo != "" {
+		if err := s.load(ctx, userSessionsDir(moved.MovedTo)+"/"+id+".json", &sess); err != nil {
+			return nil, err
+		}
+		return &sess, nil
+	}
+	if err := json.Unmarshal(raw, &sess); err != nil {
+		return nil, fmt.Errorf("storage record %s is corrupt (%v); delete it to start over", legacySessionKey(id), err)
+	}
+	sess.unmoved = true
 	return &sess, nil
 }
 
-// SaveSession writes the session record whole.
+// SaveSession writes the session record whole, in its user's folder. A
+// session loaded from its old key is moved there on the way (its old key
+// then points to it) and its user filed for the sweep.
 func (s *Store) SaveSession(ctx context.Context, sess *Session) error {
-	if !valid.ID(sess.ID) {
+	if !valid.ID(sess.ID) || !valid.ID(sess.AppID) || !valid.ID(sess.OpenID) {
 		return fmt.Errorf("refusing to store session with unsafe id")
 	}
-	return s.save(ctx, sessionKey(sess.ID), sess)
+	if err := s.save(ctx, sessionKey(sess.ID, sess.AppID, sess.OpenID), sess); err != nil {
+		return err
+	}
+	if sess.unmoved {
+		err := concurrently(
+			func() error {
+				return s.save(ctx, legacySessionKey(sess.ID), movedSession{MovedTo: userTag(sess.AppID, sess.OpenID)})
+			},
+			func() error { return s.fileUser(ctx, sess.AppID, sess.OpenID, sess.RefreshExpires) })
+		if err != nil {
+			return err
+		}
+		sess.unmoved = false
+	}
+	return nil
+}
+
+// fileUser files (appid, openid) for the sweep to look at after at. An
+// entry more is harmless: the sweep then looks once more.
+func (s *Store) fileUser(ctx context.Context, appid, openid string, at time.Time) error {
+	if err := s.storage.Store(ctx, userExpiryKey(at, appid, openid), nil); err != nil {
+		return fmt.Errorf("filing user %s/%s for the sweep: %w", appid, openid, err)
+	}
+	return nil
+}
+
+// deleteSession removes a session record (and the pointer at its old key).
+func (s *Store) deleteSession(ctx context.Context, sess *Session) error {
+	keys := []string{sessionKey(sess.ID, sess.AppID, sess.OpenID)}
+	if !isTaggedID(sess.ID) {
+		keys = append(keys, legacySessionKey(sess.ID))
+	}
+	for _, key := range keys {
+		if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("deleting %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// UserSessions returns every stored session of (appid, openid), revoked
+// ones included: their user's folder. Sessions made before that folder,
+// and not moved into it yet (Migrate does), are found in the old folder.
+func (s *Store) UserSessions(ctx context.Context, appid, openid string) ([]*Session, error) {
+	if !valid.ID(appid) || !valid.ID(openid) {
+		return nil, nil
+	}
+	out, err := s.sessionsIn(ctx, userSessionsDir(userTag(appid, openid)), appid, openid)
+	if err != nil || s.migrated(ctx) {
+		return out, err
+	}
+	legacy, err := s.sessionsIn(ctx, sessionsDir, appid, openid)
+	return append(out, legacy...), err
+}
+
+// sessionsIn reads the sessions of (appid, openid) in a folder. A pointer
+// left at a moved session's old key is not a session.
+func (s *Store) sessionsIn(ctx context.Context, dir, appid, openid string) ([]*Session, error) {
+	keys, err := s.storage.List(ctx, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	var out []*Session
+	for _, key := range keys {
+		if !isRecordKey(key) {
+			continue // a sub-folder, or a file storage's leftover temporary file
+		}
+		var sess Session
+		if err := s.load(ctx, key, &sess); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		if sess.ID != "" && sess.AppID == appid && sess.OpenID == openid {
+			out = append(out, &sess)
+		}
+	}
+	return out, nil
 }

@@ -13,9 +13,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io/fs"
-	"path"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/certmagic"
 
@@ -28,18 +27,14 @@ const Prefix = "wxauth"
 // ErrNotFound means the record does not exist (never stored, or removed).
 var ErrNotFound = errors.New("not found")
 
-// isRecordKey reports whether a listed key is one of our records: a
-// ".json" file, not a folder and not a temporary file that a crash left
-// behind (file storage writes each record to a randomly named file beside
-// it, then renames that).
-func isRecordKey(key string) bool {
-	return strings.HasSuffix(path.Base(key), ".json")
-}
-
 // Store reads and writes records in Caddy storage.
 type Store struct {
 	storage certmagic.Storage
 	avatars *avatar.Store // for the sweep of replaced images
+
+	// layoutCurrent is set once the records of older layouts are known
+	// to be moved (layout.json says so).
+	layoutCurrent atomic.Bool
 
 	// userLocks serialise read-modify-write of one user's record on this
 	// node, so a login and a profile update of the same user cannot undo
@@ -58,25 +53,26 @@ func NewStore(storage certmagic.Storage) *Store {
 // keep records of their own there), its failures marked with ErrStorage.
 func (s *Store) Storage() certmagic.Storage { return s.storage }
 
-// Storage folders, for listing.
-const (
-	sessionsDir = Prefix + "/sessions"
-	codesDir    = Prefix + "/codes"
-	revokedDir  = Prefix + "/revoked"
-)
-
 func (s *Store) load(ctx context.Context, key string, v any) error {
-	data, err := s.storage.Load(ctx, key)
-	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNotFound
-	}
+	data, err := s.loadRaw(ctx, key)
 	if err != nil {
-		return fmt.Errorf("loading %s from storage: %w", key, err)
+		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("storage record %s is corrupt (%v); delete it to start over", key, err)
 	}
 	return nil
+}
+
+func (s *Store) loadRaw(ctx context.Context, key string) ([]byte, error) {
+	data, err := s.storage.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading %s from storage: %w", key, err)
+	}
+	return data, nil
 }
 
 func (s *Store) save(ctx context.Context, key string, v any) error {
@@ -88,4 +84,18 @@ func (s *Store) save(ctx context.Context, key string, v any) error {
 		return fmt.Errorf("saving %s to storage: %w", key, err)
 	}
 	return nil
+}
+
+// concurrently runs the storage calls fns at once and waits for them all:
+// on a network storage each is a round trip, and a request that makes
+// several that do not depend on each other should wait for one.
+func concurrently(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns[1:] {
+		wg.Go(func() { errs[i+1] = fn() })
+	}
+	errs[0] = fns[0]()
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -52,6 +52,14 @@ func storedFiles(t *testing.T, dir string) []string {
 	return out
 }
 
+// storeLegacy writes v at key as the layout before this one did.
+func storeLegacy(t *testing.T, s *Store, key string, v any) {
+	t.Helper()
+	if err := s.save(context.Background(), key, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestUserRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
@@ -181,7 +189,7 @@ func TestCodeRoundTripAndExpiry(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
 	rec := &CodeRecord{AppID: "wx123", OpenID: "o-1", UnionID: "u-1", Expires: testNow.Add(5 * time.Minute)}
-	if err := s.SaveCode(ctx, "code-A", rec); err != nil {
+	if err := s.SaveCode(ctx, "code-A", rec, testNow); err != nil {
 		t.Fatalf("SaveCode: %v", err)
 	}
 
@@ -217,7 +225,7 @@ func TestPhoneCodeSeparateFromLoginCode(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
 	rec := &CodeRecord{AppID: "wx123", OpenID: "o-1", Expires: testNow.Add(5 * time.Minute)}
-	if err := s.SavePhoneCode(ctx, "code-A", rec); err != nil {
+	if err := s.SavePhoneCode(ctx, "code-A", rec, testNow); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.LoadPhoneCode(ctx, "wx123", "code-A", testNow); err != nil || got.OpenID != "o-1" {
@@ -243,29 +251,35 @@ func TestWebStateSingleUse(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
 	ws := &WebState{AppID: "wxweb", Next: "/orders?x=1", Expires: testNow.Add(10 * time.Minute)}
-	if err := s.SaveWebState(ctx, "abc123", ws); err != nil {
+	if err := s.SaveWebState(ctx, "abc123", ws, testNow); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.TakeWebState(ctx, "abc123", testNow)
+	got, err := s.TakeWebState(ctx, "abc123", 10*time.Minute, testNow)
 	if err != nil || got.AppID != "wxweb" || got.Next != "/orders?x=1" {
 		t.Fatalf("TakeWebState = %+v, %v", got, err)
 	}
-	if _, err := s.TakeWebState(ctx, "abc123", testNow); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TakeWebState(ctx, "abc123", 10*time.Minute, testNow); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a state was taken twice: err = %v", err)
 	}
-	if _, err := s.TakeWebState(ctx, "never-issued", testNow); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TakeWebState(ctx, "never-issued", 10*time.Minute, testNow); !errors.Is(err, ErrNotFound) {
 		t.Errorf("an unknown state was found: err = %v", err)
 	}
-	if err := s.SaveWebState(ctx, "old", &WebState{AppID: "wxweb", Next: "/", Expires: testNow}); err != nil {
+	if err := s.SaveWebState(ctx, "old", &WebState{AppID: "wxweb", Next: "/", Expires: testNow}, testNow); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.TakeWebState(ctx, "old", testNow); !errors.Is(err, ErrNotFound) {
+	if _, err := s.TakeWebState(ctx, "old", 10*time.Minute, testNow); !errors.Is(err, ErrNotFound) {
 		t.Errorf("an expired state was taken: err = %v", err)
 	}
-	if err := s.SaveWebState(ctx, "swept", &WebState{AppID: "wxweb", Next: "/", Expires: testNow}); err != nil {
+	if err := s.SaveWebState(ctx, "swept", &WebState{AppID: "wxweb", Next: "/", Expires: testNow}, testNow); err != nil {
 		t.Fatal(err)
 	}
-	stats, err := s.Sweep(ctx, testNow.Add(time.Second), time.Hour)
+	// Its hour's folder goes once the hour and the longest life in it
+	// are over.
+	stats, err := s.Sweep(ctx, testNow.Add(time.Second), SweepPolicy{Interval: time.Hour})
+	if err != nil || stats.Codes != 0 {
+		t.Errorf("sweep within the hour: %+v, %v; want nothing removed yet", stats, err)
+	}
+	stats, err = s.Sweep(ctx, testNow.Add(2*time.Hour), SweepPolicy{Interval: time.Hour})
 	if err != nil || stats.Codes != 1 {
 		t.Errorf("sweep: %+v, %v; want the expired state removed", stats, err)
 	}
@@ -278,7 +292,7 @@ func TestLoadCodeAppIDMismatch(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
 	planted := []byte(`{"appid":"wxA","openid":"o-1","expires":"` + testNow.Add(time.Hour).Format(time.RFC3339) + `"}`)
-	if err := s.Storage().Store(ctx, codeKey("wxB", "code-1"), planted); err != nil {
+	if err := s.Storage().Store(ctx, shortKey(testNow, codeName("login", "wxB", "code-1")), planted); err != nil {
 		t.Fatal(err)
 	}
 	if rec, err := s.LoadCode(ctx, "wxB", "code-1", testNow); !errors.Is(err, ErrNotFound) {
@@ -315,7 +329,7 @@ func TestCorruptRecord(t *testing.T) {
 		t.Errorf("corrupt record was rewritten to %q", data)
 	}
 
-	skey := sessionKey("sess1")
+	skey := legacySessionKey("sess1")
 	if err := s.Storage().Store(ctx, skey, []byte(`[]`)); err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +530,7 @@ func TestCodeStoredUnderHash(t *testing.T) {
 	ctx := context.Background()
 	s, dir := newTestStore(t)
 	const code = "0a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P"
-	if err := s.SaveCode(ctx, code, &CodeRecord{AppID: "wx123", OpenID: "o-1", Expires: testNow.Add(time.Minute)}); err != nil {
+	if err := s.SaveCode(ctx, code, &CodeRecord{AppID: "wx123", OpenID: "o-1", Expires: testNow.Add(time.Minute)}, testNow); err != nil {
 		t.Fatal(err)
 	}
 	files := storedFiles(t, dir)
@@ -526,8 +540,8 @@ func TestCodeStoredUnderHash(t *testing.T) {
 	if strings.Contains(files[0], code) {
 		t.Errorf("storage key %q contains the raw code", files[0])
 	}
-	if !regexp.MustCompile(`^` + Prefix + `/codes/[0-9a-f]{64}\.json$`).MatchString(files[0]) {
-		t.Errorf("storage key %q is not %s/codes/<sha256 hex>.json", files[0], Prefix)
+	if !regexp.MustCompile(`^` + Prefix + `/codes/[0-9]+/[0-9a-f]{64}\.json$`).MatchString(files[0]) {
+		t.Errorf("storage key %q is not %s/codes/<hour>/<sha256 hex>.json", files[0], Prefix)
 	}
 	keys, err := s.Storage().List(ctx, Prefix, true)
 	if err != nil {
@@ -539,11 +553,11 @@ func TestCodeStoredUnderHash(t *testing.T) {
 		}
 	}
 	// The same code in another app lands under a different key.
-	if codeKey("wx123", code) == codeKey("wx999", code) {
-		t.Error("codeKey ignores the appid")
+	if codeName("login", "wx123", code) == codeName("login", "wx999", code) {
+		t.Error("codeName ignores the appid")
 	}
 	// Codes that would be unsafe as ids still work, because they are hashed.
-	if err := s.SaveCode(ctx, "../../evil/code", &CodeRecord{AppID: "wx123", OpenID: "o-2", Expires: testNow.Add(time.Minute)}); err != nil {
+	if err := s.SaveCode(ctx, "../../evil/code", &CodeRecord{AppID: "wx123", OpenID: "o-2", Expires: testNow.Add(time.Minute)}, testNow); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range storedFiles(t, dir) {
@@ -601,15 +615,16 @@ func TestUserSessions(t *testing.T) {
 	}
 	other, _ := NewSessionID("wx123", "o-bob")
 	legacyAmy, legacyBob := "AAAAAAAAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBBBBBBBB"
+	if err := s.SaveSession(ctx, &Session{ID: other, AppID: "wx123", OpenID: "o-bob"}); err != nil {
+		t.Fatal(err)
+	}
+	// Sessions of the layout before: at sessions/<id>.json.
 	for _, sess := range []*Session{
-		{ID: other, AppID: "wx123", OpenID: "o-bob"},
 		{ID: legacyAmy, AppID: "wx123", OpenID: "o-amy", Revoked: true},
 		{ID: legacyBob, AppID: "wx123", OpenID: "o-bob"},
 		{ID: "CCCCCCCCCCCCCCCCCCCCCC", AppID: "wx999", OpenID: "o-amy"}, // the same openid in another app
 	} {
-		if err := s.SaveSession(ctx, sess); err != nil {
-			t.Fatal(err)
-		}
+		storeLegacy(t, s, legacySessionKey(sess.ID), sess)
 	}
 	want = append(want, legacyAmy)
 	got, err := s.UserSessions(ctx, "wx123", "o-amy")

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
@@ -15,14 +18,29 @@ const SweepLockName = Prefix + "/sweep"
 
 const sweepStateKey = Prefix + "/sweep.json"
 
+// sweepWorkers is how many deletions a sweep has in flight: a network
+// storage answers each in a round trip, and there may be many.
+const sweepWorkers = 8
+
+// SweepPolicy is what a sweep needs to know besides the time.
+type SweepPolicy struct {
+	// Interval is how often the cluster sweeps: a sweep within 9/10 of it
+	// after the last one (on any node) is skipped.
+	Interval time.Duration
+	// UserIdle removes a user whose last session has expired once their
+	// last login is this long ago (refresh_ttl); 0 keeps every user.
+	UserIdle time.Duration
+}
+
 // SweepStats says what one sweep did.
 type SweepStats struct {
 	Skipped     bool // another node swept within the interval
 	Sessions    int  // expired sessions removed
-	Codes       int  // expired code records removed
-	Revocations int  // revocation records removed (their tokens all expired)
+	Refiled     int  // users looked at and filed again (sessions left, or not idle yet)
+	Users       int  // users removed (no session left, idle for UserIdle)
+	Codes       int  // expired codes and web states removed
+	Revocations int  // revocations removed (their tokens all expired)
 	Avatars     int  // replaced avatar images removed after their grace
-	Kept        int  // live sessions left alone
 }
 
 type sweepState struct {
@@ -30,14 +48,16 @@ type sweepState struct {
 }
 
 // Sweep removes what has expired at now: sessions whose refresh token has
-// expired, code records past the code's life, revocation records past the
-// life of the session's access tokens, and avatar images replaced longer
-// than avatar.ReplacedGrace ago. Users are kept (they hold profiles).
+// expired (and users left without sessions, with their avatars), codes
+// and web states past their life, revocations past the life of their
+// sessions' access tokens, and avatar images replaced longer than
+// avatar.ReplacedGrace ago. It reads only the folders of hours and
+// minutes that are over: its cost follows what expired, not what is kept.
 //
 // Every node calls it on a timer; the storage lock and the stored time of
 // the last sweep make it run on one node at a time, and about once per
 // interval for the whole cluster.
-func (s *Store) Sweep(ctx context.Context, now time.Time, interval time.Duration) (SweepStats, error) {
+func (s *Store) Sweep(ctx context.Context, now time.Time, p SweepPolicy) (SweepStats, error) {
 	var stats SweepStats
 	if err := s.storage.Lock(ctx, SweepLockName); err != nil {
 		return stats, fmt.Errorf("taking the sweep lock: %w", err)
@@ -45,51 +65,258 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, interval time.Duration
 	defer func() { _ = s.storage.Unlock(context.WithoutCancel(ctx), SweepLockName) }()
 
 	var last sweepState
-	if err := s.load(ctx, sweepStateKey, &last); err == nil && now.Sub(last.Last) < interval*9/10 {
+	if err := s.load(ctx, sweepStateKey, &last); err == nil && now.Sub(last.Last) < p.Interval*9/10 {
 		stats.Skipped = true
 		return stats, nil
 	}
-
-	var errs []error
-	errs = append(errs, s.sweepDir(ctx, sessionsDir, true, func(key string) (bool, error) {
-		var sess Session
-		if err := s.load(ctx, key, &sess); err != nil {
-			return false, err
-		}
-		if now.Before(sess.RefreshExpires) {
-			stats.Kept++
-			return false, nil
-		}
-		stats.Sessions++
-		return true, nil
-	}))
-	errs = append(errs, s.sweepDir(ctx, codesDir, false, func(key string) (bool, error) {
-		var rec CodeRecord
-		if err := s.load(ctx, key, &rec); err != nil {
-			return false, err
-		}
-		expired := !now.Before(rec.Expires)
-		if expired {
-			stats.Codes++
-		}
-		return expired, nil
-	}))
-	errs = append(errs, s.sweepDir(ctx, revokedDir, false, func(key string) (bool, error) {
-		var rec Revocation
-		if err := s.load(ctx, key, &rec); err != nil {
-			return false, err
-		}
-		expired := !now.Before(rec.Until)
-		if expired {
-			stats.Revocations++
-		}
-		return expired, nil
-	}))
+	errs := []error{
+		s.sweepUsers(ctx, now, p, &stats),
+		s.sweepShort(ctx, now, &stats),
+		s.sweepRevocations(ctx, now, &stats),
+	}
 	removed, err := s.avatars.SweepDiscarded(ctx, now, avatar.ReplacedGrace, s.currentAvatar)
 	stats.Avatars = removed
-	errs = append(errs, err)
-	errs = append(errs, s.save(ctx, sweepStateKey, sweepState{Last: now}))
+	errs = append(errs, err, s.save(ctx, sweepStateKey, sweepState{Last: now}))
 	return stats, errors.Join(errs...)
+}
+
+// buckets lists the bucket folders of dir that ended at or before now
+// (each per long, plus after), and the records of an older layout directly
+// in dir.
+func (s *Store) buckets(ctx context.Context, dir string, per, after time.Duration, now time.Time) (over, legacy []string, err error) {
+	keys, err := s.storage.List(ctx, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	for _, key := range keys {
+		name := path.Base(key)
+		if strings.HasSuffix(name, ".json") {
+			legacy = append(legacy, key)
+			continue
+		}
+		if start, ok := bucketTime(name, per); ok && !now.Before(start.Add(per+after)) {
+			over = append(over, key)
+		}
+	}
+	return over, legacy, nil
+}
+
+// eachRecord calls fn for every record in the folder, a few at a time,
+// then removes the folder (what is left in it: a storage keeps empty
+// folders otherwise). fn deletes what it decides to.
+func (s *Store) eachRecord(ctx context.Context, dir string, fn func(key string) error) error {
+	keys, err := s.storage.List(ctx, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", dir, err)
+	}
+	work := make(chan string)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for range sweepWorkers {
+		wg.Go(func() {
+			for key := range work {
+				if err := fn(key); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, key := range keys {
+		if ctx.Err() != nil {
+			break
+		}
+		if isRecordKey(key) {
+			work <- key
+		}
+	}
+	close(work)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if len(errs) == 0 {
+		errs = append(errs, s.remove(ctx, dir))
+	}
+	return errors.Join(errs...)
+}
+
+// remove deletes a key; one that is gone already is fine.
+func (s *Store) remove(ctx context.Context, key string) error {
+	if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	return nil
+}
+
+// sweepUsers looks at the users filed under hours that are over: their
+// expired sessions are removed; a user left without sessions is removed
+// too (with their avatar) once they have not logged in for UserIdle; a
+// user with sessions left is filed again, under the hour the first of them
+// expires.
+func (s *Store) sweepUsers(ctx context.Context, now time.Time, p SweepPolicy, stats *SweepStats) error {
+	hours, _, err := s.buckets(ctx, expiryDir, time.Hour, 0, now)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	add := func(n *int, by int) { mu.Lock(); *n += by; mu.Unlock() }
+	var errs []error
+	for _, hour := range hours {
+		errs = append(errs, s.eachRecord(ctx, hour, func(key string) error {
+			appid, openid, ok := parseUserExpiry(key)
+			if ok {
+				v, err := s.visitUser(ctx, appid, openid, now, p.UserIdle)
+				if err != nil {
+					return err
+				}
+				add(&stats.Sessions, v.removed)
+				if v.userGone {
+					add(&stats.Users, 1)
+				}
+				if v.refiled {
+					add(&stats.Refiled, 1)
+				}
+			}
+			return s.remove(ctx, key)
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+type userVisit struct {
+	removed  int  // sessions removed
+	userGone bool // the user was removed
+	refiled  bool // the user was filed again
+}
+
+// visitUser is the sweep's look at one user.
+func (s *Store) visitUser(ctx context.Context, appid, openid string, now time.Time, idle time.Duration) (userVisit, error) {
+	var v userVisit
+	sessions, err := s.sessionsIn(ctx, userSessionsDir(userTag(appid, openid)), appid, openid)
+	if err != nil {
+		return v, err
+	}
+	var next time.Time
+	for _, sess := range sessions {
+		if now.Before(sess.RefreshExpires) {
+			if next.IsZero() || sess.RefreshExpires.Before(next) {
+				next = sess.RefreshExpires
+			}
+			continue
+		}
+		if err := s.deleteSession(ctx, sess); err != nil {
+			return v, err
+		}
+		v.removed++
+	}
+	if next.IsZero() {
+		u, err := s.LoadUser(ctx, appid, openid)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return v, nil
+		case err != nil:
+			return v, err
+		case idle <= 0:
+			return v, nil
+		case now.Sub(u.lastSeen()) >= idle:
+			if u.Profile != nil {
+				if err := s.avatars.Delete(ctx, u.Profile.AvatarURL); err != nil {
+					return v, err
+				}
+			}
+			v.userGone = true
+			return v, s.deleteUser(ctx, u)
+		}
+		next = u.lastSeen().Add(idle)
+	}
+	v.refiled = true
+	return v, s.fileUser(ctx, appid, openid, next)
+}
+
+// sweepShort removes the hours of codes and web states that are over, and
+// what is left of the layout before hours once it has expired.
+func (s *Store) sweepShort(ctx context.Context, now time.Time, stats *SweepStats) error {
+	hours, legacy, err := s.buckets(ctx, codesDir, time.Hour, maxShortLifetime, now)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var errs []error
+	for _, hour := range hours {
+		errs = append(errs, s.eachRecord(ctx, hour, func(key string) error {
+			mu.Lock()
+			stats.Codes++
+			mu.Unlock()
+			return s.remove(ctx, key)
+		}))
+	}
+	for _, key := range legacy {
+		var rec struct {
+			Expires time.Time `json:"expires"`
+		}
+		if err := s.load(ctx, key, &rec); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		if !now.Before(rec.Expires) {
+			stats.Codes++
+			errs = append(errs, s.remove(ctx, key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sweepRevocations removes ended revocations from the minutes that are
+// over (a minute folder goes once all in it has ended), and ended ones of
+// the layout before minutes.
+func (s *Store) sweepRevocations(ctx context.Context, now time.Time, stats *SweepStats) error {
+	minutes, legacy, err := s.buckets(ctx, revokedDir, time.Minute, recentMinutes*time.Minute, now)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, minute := range minutes {
+		keys, err := s.storage.List(ctx, minute, false)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		live := false
+		for _, key := range keys {
+			if _, until, ok := parseRevocation(key); ok && now.Before(until) {
+				live = true
+				break
+			}
+		}
+		if live {
+			continue // ends later; the folder is small and read again next time
+		}
+		errs = append(errs, s.eachRecord(ctx, minute, func(key string) error { return s.remove(ctx, key) }))
+		stats.Revocations += len(keys)
+	}
+	for _, key := range legacy {
+		var rec Revocation
+		if err := s.load(ctx, key, &rec); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		if !now.Before(rec.Until) {
+			stats.Revocations++
+			errs = append(errs, s.remove(ctx, key))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // currentAvatar is the avatar URL in the profile of (appid, openid) now,
@@ -105,41 +332,4 @@ func (s *Store) currentAvatar(ctx context.Context, appid, openid string) (string
 		return "", nil
 	}
 	return u.Profile.AvatarURL, nil
-}
-
-// sweepDir deletes every record in dir (and its sub-folders, when
-// recursive) that expired says is expired. A record that cannot be read is
-// left alone and reported: deleting what we do not understand could drop a
-// live session. What is not a record at all (a folder, a temporary file a
-// crash left behind) is skipped without a word.
-func (s *Store) sweepDir(ctx context.Context, dir string, recursive bool, expired func(key string) (bool, error)) error {
-	keys, err := s.storage.List(ctx, dir, recursive)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("listing %s: %w", dir, err)
-	}
-	var errs []error
-	for _, key := range keys {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !isRecordKey(key) {
-			continue
-		}
-		gone, err := expired(key)
-		if err != nil {
-			if !errors.Is(err, ErrNotFound) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		if gone {
-			if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("deleting %s: %w", key, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io/fs"
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/valid"
@@ -31,7 +32,38 @@ type User struct {
 	// leaves the server: not in a token, an answer or a log line.
 	SessionKey        string    `json:"session_key"`
 	SessionKeyUpdated time.Time `json:"session_key_updated"`
+
+	// LastLogin is when the user last logged in (a code, or the web
+	// login): a user without sessions whose last login is older than
+	// refresh_ttl is removed by the sweep.
+	LastLogin time.Time `json:"last_login,omitzero"`
+
+	// SweepAt is when the sweep is to look at this user next: their
+	// record is filed under that hour (see layout.go), and the sweep
+	// removes their expired sessions then, and the user once idle. A login
+	// files the user anew only once that time has passed, so most logins
+	// write no index entry at all.
+	SweepAt time.Time `json:"sweep_at,omitzero"`
+
+	// legacy: loaded from the layout before this one. filed: SweepAt as
+	// loaded, so that SaveUser files the user only when it changed.
+	legacy bool
+	filed  time.Time
 }
+
+// NoteLogin records a login at now of a session that lives for life: the
+// user's last login, and when the sweep is to look at them (a new filing
+// only when the one they have may have been swept already).
+func (u *User) NoteLogin(now time.Time, life time.Duration) {
+	u.LastLogin = now
+	if !u.SweepAt.After(now) {
+		u.SweepAt = now.Add(life) // the sweep looks once that hour is over
+	}
+}
+
+// lastSeen is when the user was last known to log in. Records written
+// before LastLogin have the time of their last code exchange.
+func (u *User) lastSeen() time.Time { return later(u.LastLogin, u.SessionKeyUpdated) }
 
 // String and GoString keep the session_key out of anything that prints a
 // User, by value or by pointer, with %v, %+v, %s or %#v.
@@ -65,28 +97,51 @@ func (p PhoneNumber) String() string {
 // GoString: see String.
 func (p PhoneNumber) GoString() string { return p.String() }
 
-func userKey(appid, openid string) string {
-	return Prefix + "/users/" + appid + "/" + openid + ".json"
-}
-
-// LoadUser returns the user, or ErrNotFound.
+// LoadUser returns the user, or ErrNotFound. A user stored in the layout
+// before this one is found there too (a node of the older version may
+// still write it during an upgrade); the next save moves it.
 func (s *Store) LoadUser(ctx context.Context, appid, openid string) (*User, error) {
 	if !valid.ID(appid) || !valid.ID(openid) {
 		return nil, ErrNotFound
 	}
 	var u User
-	if err := s.load(ctx, userKey(appid, openid), &u); err != nil {
+	err := s.load(ctx, userKey(appid, openid), &u)
+	if errors.Is(err, ErrNotFound) && !s.migrated(ctx) {
+		if err = s.load(ctx, legacyUserKey(appid, openid), &u); err == nil {
+			u.legacy = true
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
+	u.filed = u.SweepAt
 	return &u, nil
 }
 
-// SaveUser writes the user record whole.
+// SaveUser writes the user record whole, files the user for the sweep
+// when their SweepAt changed (both at once: they do not depend on each
+// other), and removes the copy in the layout before this one that LoadUser
+// found.
 func (s *Store) SaveUser(ctx context.Context, u *User) error {
 	if !valid.ID(u.AppID) || !valid.ID(u.OpenID) {
 		return fmt.Errorf("refusing to store user with unsafe appid or openid")
 	}
-	return s.save(ctx, userKey(u.AppID, u.OpenID), u)
+	save := func() error { return s.save(ctx, userKey(u.AppID, u.OpenID), u) }
+	if !u.SweepAt.IsZero() && !u.SweepAt.Equal(u.filed) {
+		if err := concurrently(save, func() error { return s.fileUser(ctx, u.AppID, u.OpenID, u.SweepAt) }); err != nil {
+			return err
+		}
+		u.filed = u.SweepAt
+	} else if err := save(); err != nil {
+		return err
+	}
+	if u.legacy {
+		if err := s.storage.Delete(ctx, legacyUserKey(u.AppID, u.OpenID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing the moved user record: %w", err)
+		}
+		u.legacy = false
+	}
+	return nil
 }
 
 // UpdateUser loads the user (or starts a new record when there is none),
@@ -113,4 +168,13 @@ func (s *Store) UpdateUser(ctx context.Context, appid, openid string, fn func(u 
 		return nil, err
 	}
 	return u, nil
+}
+
+// deleteUser removes a user record (the sweep's, for a user whose last
+// session has expired).
+func (s *Store) deleteUser(ctx context.Context, u *User) error {
+	if err := s.storage.Delete(ctx, userKey(u.AppID, u.OpenID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing user %s: %w", u, err)
+	}
+	return nil
 }

@@ -48,7 +48,7 @@ type WebPlatform interface {
 // Profiles stores what the platform said of the user. *profile.Service
 // implements it.
 type Profiles interface {
-	FromPlatform(ctx context.Context, app platform.App, openid, unionID string, p *store.Profile) (*store.User, error)
+	FromPlatform(ctx context.Context, app platform.App, openid, unionID string, p *store.Profile, sessionLife time.Duration) (*store.User, error)
 }
 
 // Flow runs web logins. Fill every field but Now.
@@ -120,8 +120,9 @@ func (f *Flow) Begin(ctx context.Context, app platform.App, next, openBase, call
 	if err != nil {
 		return Start{}, err
 	}
-	ws := &store.WebState{AppID: app.AppID, Next: SafeNext(next), Expires: f.now().Add(StateLifetime)}
-	if err := f.Store.SaveWebState(ctx, state, ws); err != nil {
+	now := f.now()
+	ws := &store.WebState{AppID: app.AppID, Next: SafeNext(next), Expires: now.Add(StateLifetime)}
+	if err := f.Store.SaveWebState(ctx, state, ws, now); err != nil {
 		return Start{}, err
 	}
 	target, err := platform.AuthorizeURL(openBase, app, f.Scopes[app.AppID], callbackURL, state)
@@ -159,7 +160,7 @@ func (f *Flow) Finish(ctx context.Context, browserState, state, code string) (Fi
 	if state == "" || subtle.ConstantTimeCompare([]byte(browserState), []byte(state)) != 1 {
 		return done, ErrForeignState
 	}
-	ws, err := f.Store.TakeWebState(ctx, state, f.now())
+	ws, err := f.Store.TakeWebState(ctx, state, StateLifetime, f.now())
 	if errors.Is(err, store.ErrNotFound) {
 		return done, ErrUnknownState
 	}
@@ -200,7 +201,7 @@ func (f *Flow) exchange(ctx context.Context, app platform.App, code string) (*lo
 			profile = &store.Profile{Nickname: wu.Nickname, AvatarURL: wu.HeadImgURL}
 		}
 	}
-	user, err := f.Profiles.FromPlatform(ctx, app, ws.OpenID, unionID, profile)
+	user, err := f.Profiles.FromPlatform(ctx, app, ws.OpenID, unionID, profile, f.Logins.RefreshTTL)
 	if err != nil {
 		return nil, err
 	}

@@ -69,7 +69,7 @@ func newFlow(t *testing.T) (*Flow, *fakeWeb) {
 		Store:    records,
 		Platform: pf,
 		Logins: &login.Service{Store: records, Codec: codec, AccessTTL: time.Hour, RefreshTTL: 24 * time.Hour,
-			RefreshGrace: 30 * time.Second, Apps: lookup, Revocations: store.NewRevocations(records)},
+			RefreshGrace: 30 * time.Second, Apps: lookup, Revocations: store.NewRevocations()},
 		Profiles: &profile.Service{Users: records, Avatars: avatar.NewStore(storage)},
 	}, pf
 }
