@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/certmagic"
+
+	"github.com/wxauth/caddy-wxauth/internal/storagetest"
 )
 
 func init() {
@@ -80,4 +83,75 @@ func (s *faultyFileStorage) String() string { return "FaultyFileStorage:" + s.Pa
 var (
 	_ caddy.StorageConverter = faultyStorage{}
 	_ caddyfile.Unmarshaler  = (*faultyStorage)(nil)
+)
+
+func init() {
+	caddy.RegisterModule(new(closingStorage))
+}
+
+// closings are the closing storages of every config loaded, so that a
+// test can count the calls made to them after their Cleanup.
+var closings struct {
+	sync.Mutex
+	all []*storagetest.Closable
+}
+
+// refusedByClosed is the number of calls made to closing storages after
+// their Cleanup.
+func refusedByClosed() int64 {
+	closings.Lock()
+	defer closings.Unlock()
+	var n int64
+	for _, c := range closings.all {
+		n += c.Refused()
+	}
+	return n
+}
+
+// closingStorage is Caddy's file_system storage that refuses every call
+// once its configuration is cleaned up, as the Redis storage does ("redis:
+// client is closed"): `storage wxauth_test_closing <root>`, for the reload
+// tests. Its String is the same for every config on one root, as Redis
+// storage's is for one server.
+type closingStorage struct {
+	Root string `json:"root"`
+
+	storage *storagetest.Closable
+}
+
+func (*closingStorage) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "caddy.storage.wxauth_test_closing",
+		New: func() caddy.Module { return new(closingStorage) },
+	}
+}
+
+func (s *closingStorage) Provision(caddy.Context) error {
+	s.storage = storagetest.NewClosable(&certmagic.FileStorage{Path: s.Root})
+	closings.Lock()
+	closings.all = append(closings.all, s.storage)
+	closings.Unlock()
+	return nil
+}
+
+func (s *closingStorage) CertMagicStorage() (certmagic.Storage, error) { return s.storage, nil }
+
+func (s *closingStorage) Cleanup() error {
+	s.storage.Close()
+	return nil
+}
+
+func (s *closingStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	s.Root = d.Val()
+	return nil
+}
+
+var (
+	_ caddy.StorageConverter = (*closingStorage)(nil)
+	_ caddy.Provisioner      = (*closingStorage)(nil)
+	_ caddy.CleanerUpper     = (*closingStorage)(nil)
 )
