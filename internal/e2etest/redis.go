@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -184,6 +185,50 @@ func (r *Redis) KeyPrefix(t testing.TB) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return "wxauth-test/" + name + "-" + hex.EncodeToString(b)
+}
+
+// RemoveStorage removes what caddy-storage-redis stored under the key
+// prefix prefix, as a test's cleanup: every key under it, the prefix's own
+// directory index, and its entries in the indexes above it (the module
+// indexes each folder in a sorted set named after it, up to the top). The
+// prefix must have no glob characters (KeyPrefix's have none).
+func (r *Redis) RemoveStorage(prefix string) error {
+	if strings.ContainsAny(prefix, "*?[]\\") {
+		return fmt.Errorf("key prefix %q has glob characters", prefix)
+	}
+	reply, err := r.Do("KEYS", prefix+"/*")
+	if err != nil {
+		return err
+	}
+	keys := []string{prefix}
+	list, _ := reply.([]any)
+	for _, k := range list {
+		if s, ok := k.(string); ok {
+			keys = append(keys, s)
+		}
+	}
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 500)]
+		keys = keys[len(batch):]
+		if _, err := r.Do(append([]string{"DEL"}, batch...)...); err != nil {
+			return err
+		}
+	}
+	// Redis drops a sorted set with its last member: go up while the
+	// folder just removed was its parent's last entry.
+	for child := prefix; ; {
+		parent := path.Dir(child)
+		if parent == "." || parent == "/" {
+			return nil
+		}
+		if _, err := r.Do("ZREM", parent, path.Base(child)+"/"); err != nil {
+			return fmt.Errorf("removing %s from the index %s: %w", path.Base(child), parent, err)
+		}
+		if n, err := r.Do("EXISTS", parent); err != nil || n != int64(0) {
+			return err
+		}
+		child = parent
+	}
 }
 
 // Do sends one command on a new connection and returns the reply: a

@@ -2,6 +2,7 @@ package e2etest
 
 import (
 	"errors"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,6 +51,50 @@ func TestRedisDo(t *testing.T) {
 	}
 	if got, err := r.Do("DEL", key); err != nil || got != int64(1) {
 		t.Fatalf("DEL = %#v, %v", got, err)
+	}
+}
+
+// RemoveStorage removes the keys under a prefix, the prefix's index and
+// its entry in the index above, and nothing else.
+func TestRedisRemoveStorage(t *testing.T) {
+	r := needRedis(t)
+	prefix, other := r.KeyPrefix(t), r.KeyPrefix(t)
+	parent, name := path.Split(prefix)
+	parent = strings.TrimSuffix(parent, "/")
+	_, otherName := path.Split(other)
+	// What caddy-storage-redis writes for a record prefix/x/y, and one of
+	// another test beside it.
+	for _, k := range []string{prefix + "/x/y", other + "/a", prefix + "-sibling/a"} {
+		if _, err := r.Do("SET", k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, z := range [][3]string{{prefix + "/x", "0", "y"}, {prefix, "0", "x/"}, {parent, "0", name + "/"}, {parent, "0", otherName + "/"}} {
+		if _, err := r.Do("ZADD", z[0], z[1], z[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = r.RemoveStorage(other)
+		_, _ = r.Do("DEL", prefix+"-sibling/a")
+	})
+	if err := r.RemoveStorage(prefix); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Do("EXISTS", prefix+"/x/y", prefix+"/x", prefix); err != nil || got != int64(0) {
+		t.Fatalf("EXISTS of the prefix's keys after RemoveStorage = %v, %v; want 0", got, err)
+	}
+	if got, err := r.Do("EXISTS", other+"/a", prefix+"-sibling/a"); err != nil || got != int64(2) {
+		t.Fatalf("EXISTS of the keys outside the prefix = %v, %v; want 2", got, err)
+	}
+	if got, err := r.Do("ZSCORE", parent, name+"/"); err != nil || got != nil {
+		t.Fatalf("the index %s still has %s/ after RemoveStorage (%v, %v)", parent, name, got, err)
+	}
+	if got, err := r.Do("ZSCORE", parent, otherName+"/"); err != nil || got == nil {
+		t.Fatalf("the index %s lost the other test's %s/ (%v, %v)", parent, otherName, got, err)
+	}
+	if err := r.RemoveStorage("bad*prefix"); err == nil {
+		t.Error("RemoveStorage took a prefix with a glob character")
 	}
 }
 

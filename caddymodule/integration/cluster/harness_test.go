@@ -157,6 +157,14 @@ func newRedisCluster(t *testing.T) *cluster {
 	c.redis = redisServer
 	c.keyPrefix = redisServer.KeyPrefix(t)
 	c.storage = fmt.Sprintf("redis {\n\t\taddress %s\n\t\tkey_prefix %s\n\t}", redisServer.Addr, c.keyPrefix)
+	// Registered before any node starts, so it runs after they stopped:
+	// a Redis that outlives the run ($WXAUTH_REDIS_ADDR) keeps nothing of
+	// the test.
+	t.Cleanup(func() {
+		if err := redisServer.RemoveStorage(c.keyPrefix); err != nil {
+			t.Logf("removing the test's keys from Redis: %v", err)
+		}
+	})
 	return c
 }
 
