@@ -12,9 +12,10 @@
 // one Redis through caddy-storage-redis with a key prefix per test. Those
 // nodes run a second binary, cmd/caddy plus the Redis module, that TestMain
 // builds from a scratch module (see e2etest.BuildCaddyWithRedis), and the
-// Redis is $WXAUTH_REDIS_ADDR or a redis-server that TestMain starts. With
-// neither redis-server nor the shared folder's copy of the module, the Redis
-// tests skip, except under CI=true, where the package fails.
+// Redis is $WXAUTH_REDIS_ADDR or a redis-server that TestMain starts.
+// Without a Redis (neither the variable nor redis-server) or without the
+// shared folder's copy of the module, the Redis tests skip, except under
+// CI=true, where the package fails.
 package cluster
 
 import (
