@@ -6,6 +6,7 @@ package e2etest
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -29,14 +30,26 @@ import (
 // run only makes that port unavailable.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	port, release, err := ClaimPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	return port
+}
+
+// ClaimPort is FreePort for code that has no test to clean up after it
+// (a TestMain starting a shared server): the claim lasts until release
+// is called.
+func ClaimPort() (port int, release func(), err error) {
 	dir := filepath.Join(os.TempDir(), "caddy-wxauth-test-ports")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return 0, nil, err
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
@@ -46,11 +59,9 @@ func FreePort(t testing.TB) int {
 			continue // another process holds it
 		}
 		f.Close()
-		t.Cleanup(func() { os.Remove(claim) })
-		return port
+		return port, func() { os.Remove(claim) }, nil
 	}
-	t.Fatal("no free port that another test process has not claimed")
-	return 0
+	return 0, nil, errors.New("no free port that another test process has not claimed")
 }
 
 // Upstream is the protected app: it answers 200 with the path and the

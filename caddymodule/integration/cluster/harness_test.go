@@ -5,13 +5,24 @@
 // or a logout on one node is enforced on all of them, and tokens survive a
 // restart and a config reload.
 //
-// Each test makes its own cluster (storage folder, fake platform, upstream,
-// ports), so the tests run in parallel.
+// Each test makes its own cluster (storage, fake platform, upstream, ports),
+// so the tests run in parallel.
+//
+// The storage is a folder (file_system), or, for the tests in redis_test.go,
+// one Redis through caddy-storage-redis with a key prefix per test. Those
+// nodes run a second binary, cmd/caddy plus the Redis module, that TestMain
+// builds from a scratch module (see e2etest.BuildCaddyWithRedis), and the
+// Redis is $WXAUTH_REDIS_ADDR or a redis-server that TestMain starts.
+// Without a Redis (neither the variable nor redis-server) or without the
+// shared folder's copy of the module, the Redis tests skip, except under
+// CI=true, where the package fails.
 package cluster
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,11 +47,20 @@ const (
 // caddyBin is the Caddy with wxauth that TestMain builds.
 var caddyBin string
 
+// For the Redis tests: the Caddy with wxauth and caddy-storage-redis, the
+// Redis, or why there is none (the tests skip with it).
+var (
+	redisCaddyBin string
+	redisServer   *e2etest.Redis
+	noRedis       string
+)
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
 func runTests(m *testing.M) int {
+	flag.Parse() // for testing.Verbose
 	os.Setenv(secretEnv, testSecret)
 	dir, err := os.MkdirTemp("", "wxauth-cluster-bin-")
 	if err != nil {
@@ -48,28 +68,111 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if caddyBin, err = e2etest.BuildCaddy(dir); err != nil {
+
+	// The two builds share the build cache and overlap well: most of a
+	// warm build is the link.
+	var redisErr error
+	redisDone := make(chan struct{})
+	go func() {
+		defer close(redisDone)
+		redisErr = setUpRedis(dir)
+	}()
+	caddyBin, err = e2etest.BuildCaddy(dir)
+	<-redisDone
+	if redisServer != nil {
+		defer redisServer.Stop()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster tests:", err)
 		return 1
+	}
+	if redisErr != nil {
+		missing := errors.Is(redisErr, e2etest.ErrNoRedisServer) || errors.Is(redisErr, e2etest.ErrNoRedisModule)
+		if !missing || e2etest.InCI() {
+			fmt.Fprintf(os.Stderr, "cluster tests: Redis: %v\n", redisErr)
+			return 1
+		}
+		noRedis = redisErr.Error()
 	}
 	return m.Run()
 }
 
-// cluster is what the nodes of one test share: the storage folder, the fake
+// setUpRedis finds or starts the Redis and builds the Caddy for it.
+func setUpRedis(dir string) error {
+	redisDir := filepath.Join(dir, "redis")
+	if err := os.Mkdir(redisDir, 0o700); err != nil {
+		return err
+	}
+	r, err := e2etest.FindRedis(redisDir)
+	if err != nil {
+		return err
+	}
+	redisServer = r
+	b, err := e2etest.BuildCaddyWithRedis(dir)
+	if err != nil {
+		return err
+	}
+	redisCaddyBin = b.Bin
+	if testing.Verbose() {
+		fmt.Printf("cluster tests: Redis at %s; Caddy with %s built in %v (go mod tidy %v)\n",
+			r.Addr, e2etest.RedisModulePath, (b.Tidy + b.Build).Round(100*time.Millisecond), b.Tidy.Round(10*time.Millisecond))
+	}
+	if len(b.Bumped) > 0 {
+		fmt.Printf("cluster tests: the Redis build uses other versions than go.mod: %s\n", strings.Join(b.Bumped, "; "))
+	}
+	return nil
+}
+
+// cluster is what the nodes of one test share: the storage, the fake
 // platform and the upstream app.
 type cluster struct {
 	t        *testing.T
-	storage  string
+	bin      string // the Caddy the nodes run
+	storage  string // the storage global option, without "storage "
 	platform *fakeplatform.Server
 	upstream *e2etest.Upstream
 	client   *http.Client
+
+	// For a cluster on Redis: the server and this test's key prefix.
+	redis     *e2etest.Redis
+	keyPrefix string
 }
 
+// newCluster makes a cluster whose nodes share a storage folder.
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
+	c := newClusterOn(t, caddyBin)
+	c.storage = "file_system " + t.TempDir()
+	return c
+}
+
+// newRedisCluster makes a cluster whose nodes share the Redis, under a key
+// prefix of this test's own. It skips the test when there is no Redis
+// (TestMain has already failed the package under CI).
+func newRedisCluster(t *testing.T) *cluster {
+	t.Helper()
+	if noRedis != "" {
+		t.Skip("no Redis to test against: " + noRedis)
+	}
+	c := newClusterOn(t, redisCaddyBin)
+	c.redis = redisServer
+	c.keyPrefix = redisServer.KeyPrefix(t)
+	c.storage = fmt.Sprintf("redis {\n\t\taddress %s\n\t\tkey_prefix %s\n\t}", redisServer.Addr, c.keyPrefix)
+	// Registered before any node starts, so it runs after they stopped:
+	// a Redis that outlives the run ($WXAUTH_REDIS_ADDR) keeps nothing of
+	// the test.
+	t.Cleanup(func() {
+		if err := redisServer.RemoveStorage(c.keyPrefix); err != nil {
+			t.Logf("removing the test's keys from Redis: %v", err)
+		}
+	})
+	return c
+}
+
+func newClusterOn(t *testing.T, bin string) *cluster {
 	c := &cluster{
 		t:        t,
-		storage:  t.TempDir(),
+		bin:      bin,
 		platform: fakeplatform.NewServer(t),
 		upstream: e2etest.NewUpstream(t),
 		client: &http.Client{
@@ -140,7 +243,7 @@ func (c *cluster) launch(name string, cfg nodeConfig) *node {
 	if err := os.WriteFile(n.configPath, []byte(n.caddyfile(cfg)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	proc, err := e2etest.StartProcess(caddyBin, n.dir, n.configPath, secretEnv+"="+testSecret)
+	proc, err := e2etest.StartProcess(n.c.bin, n.dir, n.configPath, secretEnv+"="+testSecret)
 	if err != nil {
 		t.Fatalf("node %s: %v", name, err)
 	}
@@ -159,7 +262,7 @@ func (n *node) caddyfile(cfg nodeConfig) string {
 	return fmt.Sprintf(`{
 	admin %s
 	persist_config off
-	storage file_system %s
+	storage %s
 	log {
 		output file %s
 		level DEBUG
@@ -232,7 +335,7 @@ func (n *node) reload(cfg nodeConfig) {
 	if err := os.WriteFile(n.configPath, []byte(n.caddyfile(cfg)), 0o600); err != nil {
 		n.t.Fatal(err)
 	}
-	cmd := exec.Command(caddyBin, "reload", "--config", n.configPath, "--adapter", "caddyfile", "--address", n.adminAddr)
+	cmd := exec.Command(n.c.bin, "reload", "--config", n.configPath, "--adapter", "caddyfile", "--address", n.adminAddr)
 	cmd.Dir = n.dir
 	cmd.Env = append(os.Environ(), secretEnv+"="+testSecret)
 	if out, err := cmd.CombinedOutput(); err != nil {
