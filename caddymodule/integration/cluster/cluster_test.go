@@ -287,3 +287,14 @@ func TestRefreshAndLogoutErrors(t *testing.T) {
 // Refresh-token expiry is not tested here: access_ttl is at least 1m and
 // refresh_ttl at least access_ttl, so an expired refresh token takes over a
 // minute of waiting, more than this package's time budget.
+
+// A client retrying against a load balancer posts one code to two nodes
+// at the same instant: both log the code's user in, and the platform is
+// asked once per code (the code is claimed in storage first), in 30 of 30
+// rounds.
+func TestSameCodeOnTwoNodes(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	nodes := c.startAll(nodeConfig{Block: "rate_limit off"}, "a", "b")
+	sameCodeAtOnce(t, c, nodes, "two-nodes", 30)
+}

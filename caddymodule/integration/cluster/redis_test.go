@@ -266,11 +266,18 @@ func TestRedisSameCodeOnThreeNodes(t *testing.T) {
 	t.Parallel()
 	c := newRedisCluster(t)
 	nodes := c.startAll(nodeConfig{Block: "rate_limit off"}, "a", "b", "c")
+	sameCodeAtOnce(t, c, nodes, "three-nodes", 30)
+	c.mustUseRedis()
+}
 
-	const rounds = 30
+// sameCodeAtOnce posts one fresh code to every node at the same instant,
+// rounds times, and says in which rounds the nodes did not all log the
+// code's user in with one platform call.
+func sameCodeAtOnce(t *testing.T, c *cluster, nodes []*node, prefix string, rounds int) {
+	t.Helper()
 	var failed []string // one line per failing round
 	for round := range rounds {
-		code := fmt.Sprintf("three-nodes-%02d", round)
+		code := fmt.Sprintf("%s-%02d", prefix, round)
 		want := fakeplatform.OpenID(testAppID, code)
 		body := jsonBody(t, map[string]string{"code": code})
 		reqs := make([]*http.Request, len(nodes))
@@ -307,10 +314,9 @@ func TestRedisSameCodeOnThreeNodes(t *testing.T) {
 		}
 	}
 	if len(failed) > 0 {
-		t.Errorf("in %d of %d rounds a code posted to three nodes at once was not one platform call with three 200s for its user:\n%s",
-			len(failed), rounds, strings.Join(failed, "\n"))
+		t.Errorf("in %d of %d rounds a code posted to %d nodes at once was not one platform call with a 200 for its user on each:\n%s",
+			len(failed), rounds, len(nodes), strings.Join(failed, "\n"))
 	}
-	c.mustUseRedis()
 }
 
 // A node reloads its config (same storage, a new access_ttl and a header, so
