@@ -6,6 +6,9 @@
 //	benchctl login URL CODE       POST {"code": CODE} as JSON, print access_token
 //	benchctl get URL [TOKEN]      GET (with a Bearer token), print status then body
 //	benchctl post URL             POST with no body, fail unless 2xx
+//	benchctl redis-caddy DIR      build, into DIR, a Caddy with wxauth and
+//	                              caddy-storage-redis (from ../shared), print its path
+//	benchctl redis-module DIR     write that build's scratch module into DIR, print its folder
 package main
 
 import (
@@ -18,6 +21,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 )
 
 var client = &http.Client{Timeout: 10 * time.Second}
@@ -60,6 +65,16 @@ func main() {
 		if resp.StatusCode/100 != 2 {
 			fail("POST %s: HTTP %d", args[0], resp.StatusCode)
 		}
+	case "redis-caddy":
+		need(args, 1)
+		b, err := e2etest.BuildCaddyWithRedis(args[0])
+		check(err)
+		fmt.Println(b.Bin)
+	case "redis-module":
+		need(args, 1)
+		dir, err := e2etest.WriteRedisModule(args[0])
+		check(err)
+		fmt.Println(dir)
 	default:
 		usage()
 	}
@@ -133,7 +148,7 @@ func need(args []string, n int) {
 }
 
 func usage() {
-	fail("usage: benchctl ports N | wait URL [TIMEOUT] | login URL CODE | get URL [TOKEN] | post URL")
+	fail("usage: benchctl ports N | wait URL [TIMEOUT] | login URL CODE | get URL [TOKEN] | post URL | redis-caddy DIR | redis-module DIR")
 }
 
 func check(err error) {

@@ -43,6 +43,9 @@ type Redis struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	release func() // the port claim
+
+	bin, dir string // how it was started, for Restart
+	port     int
 }
 
 // FindRedis returns the Redis at $WXAUTH_REDIS_ADDR, checking that it
@@ -58,6 +61,12 @@ func FindRedis(dir string) (*Redis, error) {
 		}
 		return r, nil
 	}
+	return StartRedis(dir)
+}
+
+// StartRedis starts a redis-server of the test's own, as FindRedis does
+// without RedisAddrEnv: for tests that stop and restart it.
+func StartRedis(dir string) (*Redis, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrNoRedisServer, RedisInstallHint)
@@ -67,30 +76,48 @@ func FindRedis(dir string) (*Redis, error) {
 	// is tried.
 	var lastErr error
 	for range 3 {
-		r, err := startRedis(bin, dir)
-		if err == nil {
+		port, release, err := ClaimPort()
+		if err != nil {
+			return nil, err
+		}
+		r := &Redis{Addr: "127.0.0.1:" + strconv.Itoa(port), release: release, bin: bin, dir: dir, port: port}
+		if err = r.start(); err == nil {
 			return r, nil
 		}
+		release()
 		lastErr = err
 	}
 	return nil, lastErr
 }
 
-func startRedis(bin, dir string) (*Redis, error) {
-	port, release, err := ClaimPort()
-	if err != nil {
-		return nil, err
+// Restart saves the data (SAVE: an RDB file in the server's folder),
+// stops the server and starts it again on the same port, where it loads
+// the data: an outage that loses nothing. The port stays claimed
+// meanwhile. Only for a server StartRedis started.
+func (r *Redis) Restart(down func()) error {
+	if r.cmd == nil {
+		return errors.New("Restart: not a redis-server of this test")
 	}
-	r := &Redis{
-		Addr:    "127.0.0.1:" + strconv.Itoa(port),
-		LogPath: filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)),
-		exited:  make(chan struct{}),
-		release: release,
+	if _, err := r.Do("SAVE"); err != nil {
+		return fmt.Errorf("SAVE before the restart: %w", err)
 	}
-	out, err := os.Create(r.LogPath)
+	release := r.release
+	r.release = nil
+	r.Stop()
+	r.release = release
+	if down != nil {
+		down()
+	}
+	return r.start()
+}
+
+func (r *Redis) start() error {
+	bin, dir, port := r.bin, r.dir, r.port
+	r.LogPath = filepath.Join(dir, fmt.Sprintf("redis-%d.log", port))
+	r.exited = make(chan struct{})
+	out, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		release()
-		return nil, err
+		return err
 	}
 	r.cmd = exec.Command(bin,
 		"--port", strconv.Itoa(port),
@@ -106,31 +133,32 @@ func startRedis(bin, dir string) (*Redis, error) {
 	r.cmd.SysProcAttr = procAttr()
 	if err := r.cmd.Start(); err != nil {
 		out.Close()
-		release()
-		return nil, fmt.Errorf("starting redis-server: %w", err)
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
+	exited := r.exited
+	cmd := r.cmd
 	go func() {
-		_ = r.cmd.Wait()
+		_ = cmd.Wait()
 		out.Close()
-		close(r.exited)
+		close(exited)
 	}()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := r.Ping()
 		if err == nil {
-			return r, nil
+			return nil
 		}
 		select {
-		case <-r.exited:
-			release()
+		case <-exited:
 			log, _ := os.ReadFile(r.LogPath)
-			return nil, fmt.Errorf("redis-server on port %d exited before answering PING: %s", port, strings.TrimSpace(string(log)))
+			return fmt.Errorf("redis-server on port %d exited before answering PING: %s", port, strings.TrimSpace(string(log)))
 		default:
 		}
 		if time.Now().After(deadline) {
-			r.Stop()
-			return nil, fmt.Errorf("redis-server on port %d does not answer PING after 10s: %v", port, err)
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redis-server on port %d does not answer PING after 10s: %v", port, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -81,18 +81,51 @@ func BuildCaddyWithRedis(dir string) (*RedisBuild, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding the module root: %w", err)
 	}
+	mod, err := WriteRedisModule(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &RedisBuild{Bin: filepath.Join(dir, "caddy-redis")}
+	env := scratchEnv()
+	start := time.Now()
+	if out, err := goCommand(mod, env, "mod", "tidy"); err != nil {
+		return nil, fmt.Errorf("go mod tidy in the scratch module %s: %v\n%s", mod, err, out)
+	}
+	b.Tidy = time.Since(start)
+	start = time.Now()
+	if out, err := goCommand(mod, env, "build", "-o", b.Bin, "."); err != nil {
+		return nil, fmt.Errorf("building Caddy with %s in %s: %v\n%s", RedisModulePath, mod, err, out)
+	}
+	b.Build = time.Since(start)
+
+	if b.Bumped, err = bumpedModules(root, mod, env); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// WriteRedisModule writes, into dir/redis-caddy, the scratch module of
+// BuildCaddyWithRedis and returns its folder: it requires this checkout
+// and caddy-storage-redis (the shared copy) through replace lines, so
+// that go commands run in it can also test this checkout's packages with
+// the Redis module linked in (bench/storage.sh does, with -overlay).
+func WriteRedisModule(dir string) (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("finding the module root: %w", err)
+	}
 	shared, err := SharedDir()
 	if err != nil {
-		return nil, fmt.Errorf("finding the shared folder: %w", err)
+		return "", fmt.Errorf("finding the shared folder: %w", err)
 	}
 	redisDir := filepath.Join(shared, "thirdparty", "caddy-storage-redis")
 	if _, err := os.Stat(filepath.Join(redisDir, "go.mod")); err != nil {
-		return nil, fmt.Errorf("%w (%v; set %s to the shared folder)", ErrNoRedisModule, err, SharedEnv)
+		return "", fmt.Errorf("%w (%v; set %s to the shared folder)", ErrNoRedisModule, err, SharedEnv)
 	}
 
 	mod := filepath.Join(dir, "redis-caddy")
 	if err := os.MkdirAll(mod, 0o755); err != nil {
-		return nil, err
+		return "", err
 	}
 	gomod := fmt.Sprintf(`module caddy-wxauth-test/redis-caddy
 
@@ -111,7 +144,7 @@ replace %s => %q
 	for _, f := range []string{filepath.Join(root, "go.sum"), filepath.Join(redisDir, "go.sum")} {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		sums = append(sums, b...)
 	}
@@ -121,27 +154,10 @@ replace %s => %q
 		"main.go": []byte(redisBuildMain),
 	} {
 		if err := os.WriteFile(filepath.Join(mod, name), content, 0o644); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
-
-	b := &RedisBuild{Bin: filepath.Join(dir, "caddy-redis")}
-	env := scratchEnv()
-	start := time.Now()
-	if out, err := goCommand(mod, env, "mod", "tidy"); err != nil {
-		return nil, fmt.Errorf("go mod tidy in the scratch module %s: %v\n%s", mod, err, out)
-	}
-	b.Tidy = time.Since(start)
-	start = time.Now()
-	if out, err := goCommand(mod, env, "build", "-o", b.Bin, "."); err != nil {
-		return nil, fmt.Errorf("building Caddy with %s in %s: %v\n%s", RedisModulePath, mod, err, out)
-	}
-	b.Build = time.Since(start)
-
-	if b.Bumped, err = bumpedModules(root, mod, env); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return mod, nil
 }
 
 // scratchEnv is the environment for the go commands in the scratch

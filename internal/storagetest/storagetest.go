@@ -33,8 +33,8 @@ type Counting struct {
 
 	load, store, del, list, stat, exists, lock, unlock atomic.Int64
 
-	mu     sync.Mutex
-	loaded []string
+	mu             sync.Mutex
+	loaded, listed []string
 }
 
 // NewCounting wraps s.
@@ -59,13 +59,20 @@ func (c *Counting) Loaded(part string) []string {
 	return out
 }
 
+// Listed are the folders listed since the last Reset.
+func (c *Counting) Listed() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.listed...)
+}
+
 // Reset sets every count to zero.
 func (c *Counting) Reset() {
 	for _, n := range []*atomic.Int64{&c.load, &c.store, &c.del, &c.list, &c.stat, &c.exists, &c.lock, &c.unlock} {
 		n.Store(0)
 	}
 	c.mu.Lock()
-	c.loaded = nil
+	c.loaded, c.listed = nil, nil
 	c.mu.Unlock()
 }
 
@@ -89,6 +96,9 @@ func (c *Counting) Delete(ctx context.Context, key string) error {
 
 func (c *Counting) List(ctx context.Context, path string, recursive bool) ([]string, error) {
 	c.list.Add(1)
+	c.mu.Lock()
+	c.listed = append(c.listed, path)
+	c.mu.Unlock()
 	return c.Storage.List(ctx, path, recursive)
 }
 

@@ -21,7 +21,7 @@ import (
 //	wxauth/sessions/<t2>/<tag>/<id>.json                sessions, a folder per user
 //	wxauth/expiry/<hour>/<appid>.<openid>.json          an entry per user, in the hour the sweep is to look at them
 //	wxauth/codes/<hour>/<hash>.json                     codes and web states, in the hour they were made
-//	wxauth/revoked/<minute>/<id>.<until>.json           revocations, in the minute they were made, until (Unix seconds) in the name
+//	wxauth/revoked/<10s>/<id>.<until>.json              revocations, in the 10 seconds they were made in, until (Unix seconds) in the name
 //	wxauth/layout.json                                  the layout version, once records of older layouts are moved
 //
 // Records of the layout before this one (users/<appid>/<openid>.json,
@@ -82,10 +82,16 @@ func isTaggedID(id string) bool { return len(id) == sessionIDLength }
 // hourOf names the hour bucket of t.
 func hourOf(t time.Time) string { return strconv.FormatInt(t.Unix()/3600, 10) }
 
-// minuteOf names the minute bucket of t.
-func minuteOf(t time.Time) string { return strconv.FormatInt(t.Unix()/60, 10) }
+// revocationBucket is how much time one folder of revocations covers:
+// short, so that a sync lists few records it knows already.
+const revocationBucket = 10 * time.Second
 
-// bucketTime is the start of a bucket's hour or minute (per is its
+// revocationBucketOf names the revocation bucket of t.
+func revocationBucketOf(t time.Time) string {
+	return strconv.FormatInt(t.Unix()/int64(revocationBucket/time.Second), 10)
+}
+
+// bucketTime is the start of a bucket's hour or 10 seconds (per is its
 // length), and whether the name is a bucket's.
 func bucketTime(name string, per time.Duration) (time.Time, bool) {
 	n, err := strconv.ParseInt(name, 10, 64)
@@ -121,8 +127,15 @@ func shortKey(made time.Time, name string) string {
 // legacyShortKey is where short-lived records were before they had hours.
 func legacyShortKey(name string) string { return codesDir + "/" + name + ".json" }
 
+// revocationKey names a revocation's record. Its end is rounded up to the
+// second: a revocation may outlast its session's tokens by a moment, never
+// end before them.
 func revocationKey(made time.Time, id string, until time.Time) string {
-	return revokedDir + "/" + minuteOf(made) + "/" + id + "." + strconv.FormatInt(until.Unix(), 10) + ".json"
+	end := until.Unix()
+	if until.After(time.Unix(end, 0)) {
+		end++
+	}
+	return revokedDir + "/" + revocationBucketOf(made) + "/" + id + "." + strconv.FormatInt(end, 10) + ".json"
 }
 
 // parseRevocation reads a revocation's session id and end from its key.

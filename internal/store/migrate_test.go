@@ -112,7 +112,7 @@ func TestMigrateMovesOldRecordsAndLosesNone(t *testing.T) {
 
 	// The user was filed for the sweep: the expired session goes with the
 	// pointer at its old key, the live one stays.
-	swept, err := s.Sweep(ctx, now.Add(time.Hour), SweepPolicy{Interval: time.Hour, UserIdle: 24 * time.Hour})
+	swept, err := s.Sweep(ctx, now.Add(2*time.Hour), SweepPolicy{Interval: time.Hour, UserIdle: 24 * time.Hour})
 	if err != nil || swept.Sessions != 1 {
 		t.Fatalf("sweep after the move: %+v, %v; want the expired session removed", swept, err)
 	}

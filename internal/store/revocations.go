@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +24,8 @@ type Revocation struct {
 }
 
 // SaveRevocation writes the record every node reads to learn of a revoked
-// session: in the folder of the minute it is made in, its end in its name,
-// so that a node learns of it by listing that one folder.
+// session: in the folder of the 10 seconds it is made in, its end in its
+// name, so that a node learns of it by listing that one folder.
 func (s *Store) SaveRevocation(ctx context.Context, r *Revocation, now time.Time) error {
 	if !valid.ID(r.SessionID) {
 		return errors.New("refusing to store revocation with unsafe session id")
@@ -32,14 +33,15 @@ func (s *Store) SaveRevocation(ctx context.Context, r *Revocation, now time.Time
 	return s.save(ctx, revocationKey(now, r.SessionID, r.Until), r)
 }
 
-// recentMinutes are the minute folders a sync lists again even when it has
-// listed them before: they may still be written to, by this minute's
-// revocations and by nodes whose clocks are a little behind.
-const recentMinutes = 3
+// recentWindow is how far back a sync lists folders again though it has
+// listed them before: they may still be written to, by nodes whose clocks
+// are a little behind or whose write was under way. A node whose clock is
+// further off is caught up by the next full sync.
+const recentWindow = 30 * time.Second
 
 // Revocations is this node's view of which sessions are revoked. The gate
 // asks it on every request, so it answers from memory, from a map sharded
-// over read-write locks. A sync reads only the minute folders that are new
+// over read-write locks. A sync reads only the folders that are new
 // or still being written: its cost follows what changed, not how many
 // sessions are revoked.
 type Revocations struct {
@@ -52,12 +54,15 @@ type Revocations struct {
 	ends   map[int64][]string
 
 	// syncMu serialises syncs over what follows: the store synced from
-	// last, the minute folders listed from it and complete, and the
-	// records of the layout before minutes read from it, by name.
+	// last, the bucket folders listed from it, and the records of the
+	// layout before buckets read from it, by name.
 	syncMu sync.Mutex
 	from   *Store
 	listed map[string]bool
 	legacy map[string]bool
+	// last is the time of the last sync, full of the last that listed
+	// the folder whole.
+	last, full time.Time
 }
 
 type revocationShard struct {
@@ -140,39 +145,63 @@ func (r *Revocations) forget(now time.Time) {
 	}
 }
 
+// fullSyncEvery is how often a sync lists the revocations folder whole,
+// which also finds folders outside the recent window (written by a node
+// whose clock is far off) and records of the layout before buckets.
+// Between, a sync lists only the folders since the last.
+const fullSyncEvery = 10 * time.Minute
+
 // Sync learns the revocations written to records' storage since the last
 // sync, and forgets those whose tokens have all expired at now. It lists
-// the revocations folder (one name per minute that has any) and the
-// minute folders that are new or recent; the first sync of a node, and
-// the first from another store (a reloaded configuration's), lists them
-// all.
+// the bucket folders since the last sync (and those of recentWindow
+// before, still being written by nodes whose clocks are a little behind, or
+// whose write was under way); the first sync of a
+// node, the first from another store (a reloaded configuration's) and one
+// every fullSyncEvery list them all.
 func (r *Revocations) Sync(ctx context.Context, records *Store, now time.Time) error {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	if records != r.from {
-		r.from, r.listed, r.legacy = records, map[string]bool{}, map[string]bool{}
-	}
-	keys, err := records.storage.List(ctx, revokedDir, false)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		r.from, r.listed, r.legacy, r.full = records, map[string]bool{}, map[string]bool{}, time.Time{}
 	}
 	r.forget(now)
-	recent := now.Add(-recentMinutes * time.Minute)
-	present := make(map[string]bool, len(keys))
-	for _, key := range keys {
-		name := path.Base(key)
-		present[name] = true
-		if strings.HasSuffix(name, ".json") {
-			if err := r.learnLegacy(ctx, records, key, name, now); err != nil {
-				return err
+	recent := now.Add(-recentWindow)
+	var folders []string
+	full := r.full.IsZero() || now.Sub(r.full) >= fullSyncEvery || now.Before(r.last)
+	if full {
+		keys, err := records.storage.List(ctx, revokedDir, false)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		present := make(map[string]bool, len(keys))
+		for _, key := range keys {
+			name := path.Base(key)
+			present[name] = true
+			if strings.HasSuffix(name, ".json") {
+				if err := r.learnLegacy(ctx, records, key, name, now); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
+			if start, ok := bucketTime(name, revocationBucket); ok && (!r.listed[name] || !start.Before(recent.Add(-revocationBucket))) {
+				folders = append(folders, name)
+			}
 		}
-		start, ok := bucketTime(name, time.Minute)
-		if !ok || (r.listed[name] && start.Before(recent)) {
-			continue
+		for _, seen := range []map[string]bool{r.listed, r.legacy} {
+			for name := range seen {
+				if !present[name] {
+					delete(seen, name) // swept
+				}
+			}
 		}
-		entries, err := records.storage.List(ctx, key, false)
+	} else {
+		per := int64(revocationBucket / time.Second)
+		for b := r.last.Add(-recentWindow).Unix() / per; b <= now.Unix()/per+1; b++ {
+			folders = append(folders, strconv.FormatInt(b, 10))
+		}
+	}
+	for _, name := range folders {
+		entries, err := records.storage.List(ctx, revokedDir+"/"+name, false)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -181,19 +210,18 @@ func (r *Revocations) Sync(ctx context.Context, records *Store, now time.Time) e
 				r.Add(id, until)
 			}
 		}
-		r.listed[name] = true
-	}
-	for _, seen := range []map[string]bool{r.listed, r.legacy} {
-		for name := range seen {
-			if !present[name] {
-				delete(seen, name) // swept
-			}
+		if len(entries) > 0 {
+			r.listed[name] = true
 		}
 	}
+	if full {
+		r.full = now
+	}
+	r.last = now
 	return nil
 }
 
-// learnLegacy reads a revocation of the layout before minutes
+// learnLegacy reads a revocation of the layout before buckets
 // (wxauth/revoked/<id>.json, the end inside) once.
 func (r *Revocations) learnLegacy(ctx context.Context, records *Store, key, name string, now time.Time) error {
 	if r.legacy[name] {

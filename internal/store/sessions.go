@@ -198,7 +198,7 @@ func (s *Store) SaveSession(ctx context.Context, sess *Session) error {
 			func() error {
 				return s.save(ctx, legacySessionKey(sess.ID), movedSession{MovedTo: userTag(sess.AppID, sess.OpenID)})
 			},
-			func() error { return s.fileUser(ctx, sess.AppID, sess.OpenID, sess.RefreshExpires) })
+			func() error { return s.fileUser(ctx, sess.AppID, sess.OpenID, later(sess.RefreshExpires, time.Now())) })
 		if err != nil {
 			return err
 		}

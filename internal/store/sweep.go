@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,14 +46,30 @@ type SweepStats struct {
 
 type sweepState struct {
 	Last time.Time `json:"last"`
+	// Users and Codes are the hour folders swept through (Unix hours):
+	// the next sweep starts after them, without listing the folder that
+	// holds them (on file storage that reads every name under it).
+	Users int64 `json:"users_through,omitempty"`
+	Codes int64 `json:"codes_through,omitempty"`
+	// Full is when the folders were last listed whole, which also finds
+	// records of the layout before buckets; once a day.
+	Full time.Time `json:"full,omitzero"`
 }
+
+// fullListingEvery is how often a sweep lists the bucket folders whole
+// rather than only those after the last it swept.
+const fullListingEvery = 24 * time.Hour
+
+// clockSlack is how long after its end a bucket is left alone: a node
+// whose clock is behind by less may still write to it.
+const clockSlack = 15 * time.Minute
 
 // Sweep removes what has expired at now: sessions whose refresh token has
 // expired (and users left without sessions, with their avatars), codes
 // and web states past their life, revocations past the life of their
 // sessions' access tokens, and avatar images replaced longer than
 // avatar.ReplacedGrace ago. It reads only the folders of hours and
-// minutes that are over: its cost follows what expired, not what is kept.
+// buckets that are over: its cost follows what expired, not what is kept.
 //
 // Every node calls it on a timer; the storage lock and the stored time of
 // the last sweep make it run on one node at a time, and about once per
@@ -64,26 +81,82 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, p SweepPolicy) (SweepS
 	}
 	defer func() { _ = s.storage.Unlock(context.WithoutCancel(ctx), SweepLockName) }()
 
-	var last sweepState
-	if err := s.load(ctx, sweepStateKey, &last); err == nil && now.Sub(last.Last) < p.Interval*9/10 {
+	var state sweepState
+	if err := s.load(ctx, sweepStateKey, &state); err == nil && now.Sub(state.Last) < p.Interval*9/10 {
 		stats.Skipped = true
 		return stats, nil
 	}
-	errs := []error{
-		s.sweepUsers(ctx, now, p, &stats),
-		s.sweepShort(ctx, now, &stats),
-		s.sweepRevocations(ctx, now, &stats),
+	full := now.Sub(state.Full) >= fullListingEvery
+	if full {
+		state.Users, state.Codes = 0, 0
 	}
+	var errs []error
+	users, err := s.sweepUsers(ctx, now, state.Users, p, &stats)
+	errs = append(errs, err)
+	codes, err := s.sweepShort(ctx, now, state.Codes, &stats)
+	errs = append(errs, err, s.sweepRevocations(ctx, now, &stats))
 	removed, err := s.avatars.SweepDiscarded(ctx, now, avatar.ReplacedGrace, s.currentAvatar)
 	stats.Avatars = removed
-	errs = append(errs, err, s.save(ctx, sweepStateKey, sweepState{Last: now}))
+	next := sweepState{Last: now, Users: users, Codes: codes, Full: state.Full}
+	if full && errors.Join(errs...) == nil {
+		next.Full = now
+	}
+	errs = append(errs, err, s.save(ctx, sweepStateKey, next))
 	return stats, errors.Join(errs...)
 }
 
-// buckets lists the bucket folders of dir that ended at or before now
-// (each per long, plus after), and the records of an older layout directly
-// in dir.
-func (s *Store) buckets(ctx context.Context, dir string, per, after time.Duration, now time.Time) (over, legacy []string, err error) {
+// hourBuckets are the hour folders of dir to sweep at now: those that
+// ended more than after ago, following through (the last one swept; 0 for
+// none known: then dir is listed, which also finds the records of an
+// older layout directly in it). last is the newest of them.
+func (s *Store) hourBuckets(ctx context.Context, dir string, through int64, after time.Duration, now time.Time) (over, legacy []string, last int64, err error) {
+	last = (now.Unix() - int64((time.Hour+after)/time.Second)) / 3600
+	if through > 0 {
+		for h := through + 1; h <= last; h++ {
+			over = append(over, dir+"/"+strconv.FormatInt(h, 10))
+		}
+		return over, nil, max(last, through), nil
+	}
+	keys, err := s.storage.List(ctx, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, last, nil
+	}
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	for _, key := range keys {
+		name := path.Base(key)
+		if strings.HasSuffix(name, ".json") {
+			legacy = append(legacy, key)
+			continue
+		}
+		if h, err := strconv.ParseInt(name, 10, 64); err == nil && h >= 0 && h <= last {
+			over = append(over, key)
+		}
+	}
+	return over, legacy, last, nil
+}
+
+// sweptThrough is how far a sweep of buckets got: through the newest of
+// them when all went well, else through the one before the first that
+// failed (errs[i] is the outcome of buckets[i]).
+func sweptThrough(buckets []string, errs []error, last, before int64) int64 {
+	for i, err := range errs {
+		if err != nil {
+			if i == 0 {
+				return before
+			}
+			h, _ := strconv.ParseInt(path.Base(buckets[i-1]), 10, 64)
+			return h
+		}
+	}
+	return last
+}
+
+// revocationBuckets lists the revocation folders of dir that ended at or
+// before now plus after, and the records of an older layout directly in
+// dir.
+func (s *Store) revocationBuckets(ctx context.Context, dir string, after time.Duration, now time.Time) (over, legacy []string, err error) {
 	keys, err := s.storage.List(ctx, dir, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
@@ -97,7 +170,7 @@ func (s *Store) buckets(ctx context.Context, dir string, per, after time.Duratio
 			legacy = append(legacy, key)
 			continue
 		}
-		if start, ok := bucketTime(name, per); ok && !now.Before(start.Add(per+after)) {
+		if start, ok := bucketTime(name, revocationBucket); ok && !now.Before(start.Add(revocationBucket+after)) {
 			over = append(over, key)
 		}
 	}
@@ -114,6 +187,9 @@ func (s *Store) eachRecord(ctx context.Context, dir string, fn func(key string) 
 	}
 	if err != nil {
 		return fmt.Errorf("listing %s: %w", dir, err)
+	}
+	if len(keys) == 0 {
+		return nil
 	}
 	work := make(chan string)
 	var (
@@ -164,10 +240,10 @@ func (s *Store) remove(ctx context.Context, key string) error {
 // too (with their avatar) once they have not logged in for UserIdle; a
 // user with sessions left is filed again, under the hour the first of them
 // expires.
-func (s *Store) sweepUsers(ctx context.Context, now time.Time, p SweepPolicy, stats *SweepStats) error {
-	hours, _, err := s.buckets(ctx, expiryDir, time.Hour, 0, now)
+func (s *Store) sweepUsers(ctx context.Context, now time.Time, through int64, p SweepPolicy, stats *SweepStats) (int64, error) {
+	hours, _, last, err := s.hourBuckets(ctx, expiryDir, through, clockSlack, now)
 	if err != nil {
-		return err
+		return through, err
 	}
 	var mu sync.Mutex
 	add := func(n *int, by int) { mu.Lock(); *n += by; mu.Unlock() }
@@ -191,7 +267,7 @@ func (s *Store) sweepUsers(ctx context.Context, now time.Time, p SweepPolicy, st
 			return s.remove(ctx, key)
 		}))
 	}
-	return errors.Join(errs...)
+	return sweptThrough(hours, errs, last, through), errors.Join(errs...)
 }
 
 type userVisit struct {
@@ -246,10 +322,10 @@ func (s *Store) visitUser(ctx context.Context, appid, openid string, now time.Ti
 
 // sweepShort removes the hours of codes and web states that are over, and
 // what is left of the layout before hours once it has expired.
-func (s *Store) sweepShort(ctx context.Context, now time.Time, stats *SweepStats) error {
-	hours, legacy, err := s.buckets(ctx, codesDir, time.Hour, maxShortLifetime, now)
+func (s *Store) sweepShort(ctx context.Context, now time.Time, through int64, stats *SweepStats) (int64, error) {
+	hours, legacy, last, err := s.hourBuckets(ctx, codesDir, through, maxShortLifetime, now)
 	if err != nil {
-		return err
+		return through, err
 	}
 	var mu sync.Mutex
 	var errs []error
@@ -261,6 +337,7 @@ func (s *Store) sweepShort(ctx context.Context, now time.Time, stats *SweepStats
 			return s.remove(ctx, key)
 		}))
 	}
+	swept := sweptThrough(hours, errs, last, through)
 	for _, key := range legacy {
 		var rec struct {
 			Expires time.Time `json:"expires"`
@@ -274,20 +351,20 @@ func (s *Store) sweepShort(ctx context.Context, now time.Time, stats *SweepStats
 			errs = append(errs, s.remove(ctx, key))
 		}
 	}
-	return errors.Join(errs...)
+	return swept, errors.Join(errs...)
 }
 
-// sweepRevocations removes ended revocations from the minutes that are
-// over (a minute folder goes once all in it has ended), and ended ones of
-// the layout before minutes.
+// sweepRevocations removes ended revocations from the buckets that are
+// over (a folder goes once all in it has ended), and ended ones of the
+// layout before buckets.
 func (s *Store) sweepRevocations(ctx context.Context, now time.Time, stats *SweepStats) error {
-	minutes, legacy, err := s.buckets(ctx, revokedDir, time.Minute, recentMinutes*time.Minute, now)
+	buckets, legacy, err := s.revocationBuckets(ctx, revokedDir, clockSlack, now)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, minute := range minutes {
-		keys, err := s.storage.List(ctx, minute, false)
+	for _, bucket := range buckets {
+		keys, err := s.storage.List(ctx, bucket, false)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 			continue
@@ -302,7 +379,7 @@ func (s *Store) sweepRevocations(ctx context.Context, now time.Time, stats *Swee
 		if live {
 			continue // ends later; the folder is small and read again next time
 		}
-		errs = append(errs, s.eachRecord(ctx, minute, func(key string) error { return s.remove(ctx, key) }))
+		errs = append(errs, s.eachRecord(ctx, bucket, func(key string) error { return s.remove(ctx, key) }))
 		stats.Revocations += len(keys)
 	}
 	for _, key := range legacy {

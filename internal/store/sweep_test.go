@@ -104,7 +104,7 @@ func TestSweepRemovesExpiredAndKeepsLive(t *testing.T) {
 	}
 
 	// Amy is looked at again when her second session expires.
-	stats, err = s.Sweep(ctx, now.Add(22*time.Hour), policy)
+	stats, err = s.Sweep(ctx, now.Add(23*time.Hour), policy)
 	if err != nil || stats.Sessions != 1 {
 		t.Errorf("the next look at amy: %+v, %v; want her second session removed", stats, err)
 	}
@@ -135,6 +135,18 @@ func TestSweepReadsNothingLive(t *testing.T) {
 	}
 	if c := counting.Calls(); c.Data() > 10 {
 		t.Errorf("a sweep with nothing to do made %d storage calls (%+v)", c.Data(), c)
+	}
+	// The next sweep starts after the hours this one swept, without
+	// listing the folders that hold every hour (file storage reads every
+	// name below a folder it lists).
+	counting.Reset()
+	if _, err := s.Sweep(ctx, sweepNow.Add(time.Hour), SweepPolicy{Interval: time.Hour, UserIdle: 30 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range counting.Listed() {
+		if dir == expiryDir || dir == codesDir {
+			t.Errorf("the next sweep listed %s whole", dir)
+		}
 	}
 }
 
@@ -228,8 +240,8 @@ func TestRevocationsAddSyncAndExpire(t *testing.T) {
 	}
 }
 
-// A sync reads only what may have changed since the last: the minute
-// folders that are new or still written to, never a revocation record.
+// A sync reads only what may have changed since the last: the folders
+// that are new or still written to, never a revocation record.
 func TestRevocationSyncReadsOnlyWhatChanged(t *testing.T) {
 	ctx := context.Background()
 	counting := storagetest.NewCounting(&certmagic.FileStorage{Path: t.TempDir()})
@@ -250,8 +262,8 @@ func TestRevocationSyncReadsOnlyWhatChanged(t *testing.T) {
 	if rev.Len() != 2000 {
 		t.Fatalf("the first sync learned %d of 2000 revocations", rev.Len())
 	}
-	if c := counting.Calls(); c.Load != 0 || c.List > 100 {
-		t.Errorf("the first sync made %+v calls; want one list per minute and no load", c)
+	if c := counting.Calls(); c.Load != 0 || c.List > 1+(90*60)/10+1 {
+		t.Errorf("the first sync made %+v calls; want one list per folder and no load", c)
 	}
 
 	counting.Reset()
@@ -259,8 +271,13 @@ func TestRevocationSyncReadsOnlyWhatChanged(t *testing.T) {
 	if err := rev.Sync(ctx, s, later); err != nil {
 		t.Fatal(err)
 	}
-	if c := counting.Calls(); c.Load != 0 || c.List > 1+recentMinutes+1 {
-		t.Errorf("a sync with nothing new made %+v calls; want the top folder and the recent minutes only", c)
+	if c := counting.Calls(); c.Load != 0 || c.List > int64((recentWindow+10*time.Second)/revocationBucket)+2 {
+		t.Errorf("a sync with nothing new made %+v calls; want the recent folders only", c)
+	}
+	for _, dir := range counting.Listed() {
+		if dir == revokedDir {
+			t.Errorf("a sync with nothing new listed %s whole", dir)
+		}
 	}
 	// A revocation written now by another node is learned at the next sync.
 	if err := s.SaveRevocation(ctx, &Revocation{SessionID: "new-one", Until: later.Add(time.Hour)}, later); err != nil {
@@ -272,9 +289,9 @@ func TestRevocationSyncReadsOnlyWhatChanged(t *testing.T) {
 	if !rev.Revoked("new-one") {
 		t.Error("a new revocation was not learned")
 	}
-	// One written by a node whose clock is behind (in a minute already
-	// listed) is learned too, while that minute is recent.
-	behind := later.Add(-90 * time.Second)
+	// One written by a node whose clock is behind (in a folder already
+	// listed) is learned too, while that folder is recent.
+	behind := later.Add(-20 * time.Second)
 	if err := s.SaveRevocation(ctx, &Revocation{SessionID: "late-clock", Until: later.Add(time.Hour)}, behind); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +317,7 @@ func TestSweepSkipsWhatIsNotARecord(t *testing.T) {
 		codesDir + "/" + hourOf(sweepNow.Add(-3*time.Hour)) + "/77777",
 		expiryDir + "/" + hourOf(sweepNow.Add(-3*time.Hour)) + "/66666",
 		revokedDir + "/4444",
-		revokedDir + "/" + minuteOf(sweepNow.Add(-time.Hour)) + "/3333",
+		revokedDir + "/" + revocationBucketOf(sweepNow.Add(-time.Hour)) + "/3333",
 	} {
 		if err := storage.Store(ctx, leftover, []byte("half a rec")); err != nil {
 			t.Fatal(err)

@@ -154,15 +154,22 @@ func newRedisCluster(t *testing.T) *cluster {
 	if noRedis != "" {
 		t.Skip("no Redis to test against: " + noRedis)
 	}
+	return newRedisClusterOn(t, redisServer)
+}
+
+// newRedisClusterOn is newRedisCluster on the Redis r (a test's own, for
+// tests that stop it).
+func newRedisClusterOn(t *testing.T, r *e2etest.Redis) *cluster {
+	t.Helper()
 	c := newClusterOn(t, redisCaddyBin)
-	c.redis = redisServer
-	c.keyPrefix = redisServer.KeyPrefix(t)
-	c.storage = fmt.Sprintf("redis {\n\t\taddress %s\n\t\tkey_prefix %s\n\t}", redisServer.Addr, c.keyPrefix)
+	c.redis = r
+	c.keyPrefix = r.KeyPrefix(t)
+	c.storage = fmt.Sprintf("redis {\n\t\taddress %s\n\t\tkey_prefix %s\n\t}", r.Addr, c.keyPrefix)
 	// Registered before any node starts, so it runs after they stopped:
 	// a Redis that outlives the run ($WXAUTH_REDIS_ADDR) keeps nothing of
 	// the test.
 	t.Cleanup(func() {
-		if err := redisServer.RemoveStorage(c.keyPrefix); err != nil {
+		if err := r.RemoveStorage(c.keyPrefix); err != nil {
 			t.Logf("removing the test's keys from Redis: %v", err)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/e2etest"
 	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
@@ -396,4 +397,62 @@ func TestRedisRestartKeepsSessions(t *testing.T) {
 	s3 := cc.refresh(s2)
 	a2.mustPass("/refreshed-again", s3)
 	c.mustUseRedis()
+}
+
+// Redis goes away for a while (saved first, so it comes back with its
+// data): the gate keeps passing the tokens already issued, on every node;
+// logins, refreshes and logouts answer 500 internal_error saying storage
+// failed;
+// nothing is lost: once Redis is back, logins work again and the refresh
+// token that could not be spent refreshes.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	if noRedis != "" {
+		t.Skip("no Redis to test against: " + noRedis)
+	}
+	r, err := e2etest.StartRedis(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	c := newRedisClusterOn(t, r)
+	nodes := c.startAll(nodeConfig{Block: syncBlock}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	s := a.login("outage")
+	b.mustPass("/before", s)
+
+	err = r.Restart(func() {
+		for _, n := range nodes {
+			n.mustPass("/during-outage", s)
+		}
+		for _, n := range nodes {
+			login := n.postJSON("/wx/login", map[string]string{"code": "outage-new-" + n.name})
+			login.Error(t, http.StatusInternalServerError, "internal_error")
+			if msg := login.JSON(t)["message"].(string); !strings.Contains(msg, "storage") {
+				t.Errorf("node %s: the login's message %q does not say storage failed", n.name, msg)
+			}
+			n.refreshRaw(s.RefreshToken).Error(t, http.StatusInternalServerError, "internal_error")
+			n.logout(s.AccessToken).Error(t, http.StatusInternalServerError, "internal_error")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Redis client redials within a second or so of Redis coming back.
+	for _, n := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for n.postJSON("/wx/login", map[string]string{"code": "outage-after-" + n.name}).Status != http.StatusOK {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s: logins still fail 10s after Redis came back", n.name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	s2 := b.refresh(s)
+	a.mustPass("/after", s2)
+	for _, n := range nodes {
+		if lines := n.logHas("could not read revoked sessions"); len(lines) == 0 {
+			t.Errorf("node %s did not say it could not sync during the outage", n.name)
+		}
+	}
 }
