@@ -13,6 +13,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
 	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/gate"
+	"github.com/wxauth/caddy-wxauth/internal/handoff"
 	"github.com/wxauth/caddy-wxauth/internal/httpapi"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
@@ -86,6 +87,7 @@ func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []func() error
 	}
 	c.Web = &weblogin.Flow{Apps: apps.Web(), Scopes: apps.WebScopes(), Lookup: apps.Lookup, Store: records,
 		Platform: ps.Client, Logins: c.Logins, Profiles: c.Profiles, Sandbox: h.Sandbox}
+	c.Handoff = &handoff.Service{Store: records, Logins: c.Logins, Apps: apps.Lookup}
 	api, err = httpapi.New(c)
 	return api, held, err
 }

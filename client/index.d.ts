@@ -132,6 +132,14 @@ export interface Client {
   savePhone(code: string): Promise<PhoneNumber>
   /** POST /wx/logout (every session of the user with everywhere), and forget the session here. */
   logout(options?: { everywhere?: boolean }): Promise<void>
+  /**
+   * The `src` for a `<web-view>` that opens `pageURL` (an absolute URL of a
+   * site the gateway serves) logged in as this user: POST /wx/handoff gives a
+   * single-use ticket (60 s), which the page's host trades for its cookie
+   * session before redirecting to the page. Call it just before showing the
+   * web-view.
+   */
+  webviewURL(pageURL: string): Promise<string>
 }
 
 export declare function createClient(options: ClientOptions): Client

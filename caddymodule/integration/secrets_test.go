@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +65,17 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 	s3 := g.login("kim3")
 	keep(g.do(http.MethodPost, "/wx/logout", nil, bearer(s3.AccessToken)...))
 	keep(g.do(http.MethodPost, "/wx/logout", nil, bearer(s3.AccessToken)...))
+
+	// The web-view handoff (its answer is a ticket, not kept: the redirect
+	// after it carries the new session's cookies) and the key set (none,
+	// with signing_key).
+	keep(g.do(http.MethodPost, "/wx/handoff", nil, bearer(s3.AccessToken)...)) // logged out
+	handoff := g.do(http.MethodPost, "/wx/handoff", nil, auth...)
+	var ticket struct{ Ticket string }
+	_ = json.Unmarshal(handoff.Body, &ticket)
+	g.do(http.MethodGet, "/wx/web/handoff?next=/&ticket="+url.QueryEscape(ticket.Ticket), nil)
+	keep(g.do(http.MethodGet, "/wx/web/handoff?next=/&ticket="+url.QueryEscape(ticket.Ticket), nil)) // used
+	keep(g.do(http.MethodGet, "/wx/.well-known/jwks.json", nil))
 
 	// The web login, its cookie at the gate, a forged state and a logout.
 	flow := g.webLogin("/wx/web/login?appid=" + webAppID + "&next=/orders")

@@ -392,7 +392,24 @@ function createClient(options) {
     }
   }
 
-  return { request, login, me, updateProfile, savePhone, logout }
+  // webviewURL is the src of a <web-view> that opens pageURL (a page of a
+  // site the gateway serves) logged in as this user: the gateway hands a
+  // single-use ticket (60 s) to the page's host, which trades it for its
+  // web cookie session and redirects to the page. Call it just before
+  // showing the web-view; a ticket is good once.
+  async function webviewURL(pageURL) {
+    const m = typeof pageURL === 'string' ? /^(https?:\/\/[^/?#]+)([/?#].*)?$/.exec(pageURL) : null
+    if (!m) {
+      throw new WxAuthError('invalid_request', 'webviewURL needs the page\'s absolute URL, e.g. "https://m.example.com/orders"')
+    }
+    let next = m[2] || '/'
+    if (next[0] !== '/') next = '/' + next
+    const a = answer(await authorized((tok) => send('POST', '/handoff', undefined, tok)))
+    return m[1] + (prefix === '/' ? '' : prefix) + '/web/handoff?ticket=' + encodeURIComponent(a.ticket) +
+      '&next=' + encodeURIComponent(next)
+  }
+
+  return { request, login, me, updateProfile, savePhone, logout, webviewURL }
 }
 
 // ---- helpers without state ----

@@ -390,6 +390,40 @@ gwTest('savePhone stores the number and its access token carries it upstream', a
   assert.equal(e.status, 400)
 })
 
+gwTest('webviewURL opens the page logged in as the same user, once', async () => {
+  const wx = device('webview')
+  const client = createClient({ base: S, platform: wx })
+  await client.updateProfile({ nickname: 'Web View' })
+  const src = await client.webviewURL(S + '/orders?id=7')
+  const u = new URL(src)
+  assert.equal(u.origin, S)
+  assert.equal(u.pathname, '/wx/web/handoff')
+  assert.equal(u.searchParams.get('next'), '/orders?id=7')
+  assert.match(u.searchParams.get('ticket'), /^[A-Za-z0-9_-]{43}$/)
+
+  // The web-view's first load: a redirect to the page with the cookie session.
+  const first = await fetch(src, { redirect: 'manual' })
+  assert.equal(first.status, 302)
+  assert.equal(first.headers.get('location'), '/orders?id=7')
+  const cookies = first.headers.getSetCookie().map((c) => c.split(';')[0]).filter((c) => c.startsWith('wxauth_token='))
+  assert.equal(cookies.length, 1, 'the access cookie is set')
+  const page = await fetch(S + '/orders?id=7', { headers: { Cookie: cookies[0] } })
+  const seen = await page.json()
+  const s = stored(wx)
+  assert.equal(seen.wx['x-wx-openid'], s.openid)
+  assert.equal(seen.wx['x-wx-unionid'], s.unionid)
+  assert.equal(seen.wx['x-wx-source'], 'wechat-miniprogram')
+  assert.equal(decodeURIComponent(seen.wx['x-wx-nickname']), 'Web View')
+
+  // A ticket works once.
+  const again = await fetch(src, { redirect: 'manual' })
+  assert.equal(again.status, 400)
+  assert.equal((await again.json()).error, 'invalid_code')
+  assert.equal(again.headers.getSetCookie().length, 0)
+
+  await rejects(client.webviewURL('/orders'), 'invalid_request')
+})
+
 gwTest('logout ends the session on the gateway and forgets it here', async () => {
   const wx = device('logout')
   const client = createClient({ base: S, platform: wx })

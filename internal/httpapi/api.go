@@ -17,6 +17,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
 	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 	"github.com/wxauth/caddy-wxauth/internal/gate"
+	"github.com/wxauth/caddy-wxauth/internal/handoff"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
 	"github.com/wxauth/caddy-wxauth/internal/profile"
@@ -53,6 +54,7 @@ type Config struct {
 	Logins   *login.Service
 	Profiles *profile.Service
 	Web      *weblogin.Flow
+	Handoff  *handoff.Service
 	Limiter  *ratelimit.Limiter // nil with rate_limit off
 }
 
@@ -74,6 +76,7 @@ type API struct {
 	logins   *login.Service
 	profiles *profile.Service
 	web      *weblogin.Flow
+	handoff  *handoff.Service
 	limiter  *ratelimit.Limiter
 	// crossOrigin refuses other origins' cookie-authenticated unsafe
 	// requests.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
+	"github.com/wxauth/caddy-wxauth/internal/handoff"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/profile"
@@ -240,6 +241,8 @@ func failureOf(err error) failure {
 			fields = append(fields, zap.String("errmsg", pe.Errmsg)) // the platform's request id is in it
 		}
 		return failure{answer: platformError(pe), level: zapcore.WarnLevel, fields: fields}
+	case errors.Is(err, handoff.ErrUnknownTicket):
+		return failure{answer: &apiError{Status: http.StatusBadRequest, Code: "invalid_code", Message: err.Error()}}
 	case webLoginError(err):
 		return failure{answer: errInvalidRequest(err.Error() + "; start the web login again")}
 	case errors.Is(err, store.ErrStorage):

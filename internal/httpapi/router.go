@@ -26,6 +26,7 @@ func (s *API) routes() []route {
 	sessions := sessionEndpoints{s}
 	profiles := profileEndpoints{s}
 	web := webEndpoints{s}
+	handoff := handoffEndpoints{s}
 	rs := []route{
 		{"POST", "/login", sessions.login, "login"},
 		{"POST", "/refresh", sessions.refresh, "refresh"},
@@ -36,6 +37,9 @@ func (s *API) routes() []route {
 		{"POST", "/phone", profiles.phone, "phone"},
 		{"GET, HEAD", "/web/login", web.login, "web/login"},
 		{"GET", "/web/callback", web.callback, "web/callback"},
+		{"POST", "/handoff", handoff.issue, "handoff"},
+		{"GET", "/web/handoff", handoff.redeem, "web/handoff"},
+		{"GET, HEAD", "/.well-known/jwks.json", s.jwks, ""},
 	}
 	if s.sandbox {
 		// The sandbox's stand-ins for open.weixin.qq.com's two pages.
@@ -96,7 +100,7 @@ func New(c Config) (*API, error) {
 	a := &API{
 		prefix: c.Prefix, sandbox: c.Sandbox, optional: c.Optional, openBase: c.OpenBase, avatarBase: c.AvatarBase,
 		logger: c.Logger, metrics: c.Metrics, apps: c.Apps, codec: c.Codec, store: c.Store, avatars: c.Avatars,
-		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, limiter: c.Limiter,
+		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, handoff: c.Handoff, limiter: c.Limiter,
 		crossOrigin: http.NewCrossOriginProtection(),
 	}
 	if a.sandbox {

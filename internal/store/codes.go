@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -43,6 +44,27 @@ func (s *Store) loadShort(ctx context.Context, name string, v any, life time.Dur
 		key, err = earlier, s.load(ctx, earlier, v)
 	}
 	return key, err
+}
+
+// takeShort loads the short-lived record name (made within life before
+// now; or, when legacy is not "", the record at that key of the layout
+// before hours) into v and deletes it, under a storage lock so that two
+// nodes cannot both take it: a record taken is good once. It returns
+// ErrNotFound when there is none.
+func (s *Store) takeShort(ctx context.Context, name, legacy string, v any, life time.Duration, now time.Time) error {
+	lock := Prefix + "/take/" + name
+	if err := s.storage.Lock(ctx, lock); err != nil {
+		return fmt.Errorf("locking a single-use record: %w", err)
+	}
+	defer func() { _ = s.storage.Unlock(context.WithoutCancel(ctx), lock) }()
+	key, err := s.loadShort(ctx, name, v, life, now)
+	if errors.Is(err, ErrNotFound) && legacy != "" {
+		key, err = legacy, s.load(ctx, legacy, v)
+	}
+	if err != nil {
+		return err
+	}
+	return s.remove(ctx, key)
 }
 
 func codeName(kind, appid, code string) string { return shortName(kind, appid, code) }

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -297,4 +299,30 @@ func TestSameCodeOnTwoNodes(t *testing.T) {
 	c := newCluster(t)
 	nodes := c.startAll(nodeConfig{Block: "rate_limit off"}, "a", "b")
 	sameCodeAtOnce(t, c, nodes, "two-nodes", 30)
+}
+
+// A web-view handoff ticket asked for on one node opens the page on
+// another (the page's host may be served by any node), once.
+func TestHandoffAcrossNodes(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	nodes := c.startAll(nodeConfig{}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	s := a.login("handoff-across")
+	r := a.do(http.MethodPost, "/wx/handoff", nil, "Authorization", "Bearer "+s.AccessToken)
+	if r.Status != http.StatusOK {
+		t.Fatalf("POST /wx/handoff on a: %d %s", r.Status, r.Body)
+	}
+	var ticket struct{ Ticket string }
+	if err := json.Unmarshal(r.Body, &ticket); err != nil {
+		t.Fatal(err)
+	}
+	redeem := "/wx/web/handoff?ticket=" + url.QueryEscape(ticket.Ticket) + "&next=/page"
+	page := b.do(http.MethodGet, redeem, nil)
+	if page.Status != http.StatusFound || page.Header.Get("Location") != "/page" {
+		t.Fatalf("redeem on b: %d %q %s", page.Status, page.Header.Get("Location"), page.Body)
+	}
+	if again := a.do(http.MethodGet, redeem, nil); again.Status != http.StatusBadRequest || again.Code() != "invalid_code" {
+		t.Errorf("the same ticket again on a: %d %s", again.Status, again.Body)
+	}
 }
