@@ -51,7 +51,10 @@ func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []func() error
 		return nil, held, err
 	}
 	if h.Sandbox {
-		logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production")
+		// Said at start, where a newcomer running the demo looks first.
+		logger.Warn("sandbox mode: logins are answered by a built-in fake platform; never use it in production",
+			zap.String("try", "curl -X POST -H 'Content-Type: application/json' -d '{\"code\":\"alice\"}' http://<this site>"+
+				h.prefix()+"/login (with Caddyfile.example: http://localhost:8080"+h.prefix()+"/login; then see docs/tour.md)"))
 	}
 	records := store.NewStore(ctx.Storage())
 	ps, key := platformService(h, m)

@@ -113,7 +113,7 @@ http://127.0.0.1:%d {
 
 	// wxauth never logs the number. Caddy's reverse_proxy, at debug level,
 	// logs the headers it sends upstream, X-WX-PHONE included where it is
-	// forwarded: the README shows the log filter that removes it.
+	// forwarded: docs/miniprogram.md shows the log filter that removes it.
 	assertPhoneNotLogged(t, g.Logs(), "13800138000")
 }
 

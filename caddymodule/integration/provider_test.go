@@ -22,7 +22,7 @@ import (
 // token gets the Bearer challenge and a 401. Next to Caddy's http_basic
 // (under /mixed/), where Caddy tries the providers in no set order, so a
 // basic-auth user may pass without wxauth seeing the request: with Caddy's
-// headers handler deleting X-WX* and X_WX* first, as the README says, both
+// headers handler deleting X-WX* and X_WX* first, as docs/upstream.md says, both
 // kinds of user pass, and no forged identity header in any spelling.
 func TestAuthenticationProvider(t *testing.T) {
 	platform := fakeplatform.NewServer(t)

@@ -9,12 +9,16 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
-// The README's quick start, in sandbox mode: no fake server, no secret;
+// The quick start's tour (docs/tour.md), in sandbox mode: no fake server, no secret;
 // the built-in sandbox answers the content checks, stable_token and the
 // phone number.
 func TestSandboxProfileAndPhone(t *testing.T) {
 	const appid = "wxsandboxapp0002"
 	g := startGateway(t, gatewayConfig{Block: "\t\tapp " + appid + "\n\t\tsandbox\n\t\tforward_phone\n"})
+	// The start-up line tells a newcomer where to point curl.
+	if logs := g.Logs(); !strings.Contains(logs, `"try":"curl -X POST`) || !strings.Contains(logs, "/wx/login") {
+		t.Error("the sandbox's start-up warning does not say how to try it")
+	}
 	s := g.login("carol")
 	auth := bearer(s.AccessToken)
 

@@ -206,7 +206,7 @@ func storedSessionKeys(t *testing.T, dataDir string) []string {
 }
 
 // TestLiteralSecretsStayOutOfOurLogs: with the secret written straight into
-// the Caddyfile, Caddy's own config dump shows it (hence the README's advice
+// the Caddyfile, Caddy's own config dump shows it (hence the docs' advice
 // to use {env.*} or {file.*}), but no line of wxauth's own may.
 func TestLiteralSecretsStayOutOfOurLogs(t *testing.T) {
 	g := startGateway(t, gatewayConfig{Block: `
@@ -265,7 +265,7 @@ func adminConfig(t *testing.T) string {
 // config holds the placeholder; the logins prove the handler got the real
 // values (the fake platform checks each app's secret, and the gate accepts
 // a token signed with the key from the file). The same secrets written
-// literally are in /config/ for anyone to read: the reason the README
+// literally are in /config/ for anyone to read: the reason the docs
 // tells operators to use placeholders.
 func TestAdminConfigHoldsPlaceholdersNotSecrets(t *testing.T) {
 	const (

@@ -57,14 +57,18 @@ test('package.json: no runtime dependencies, pinned dev dependencies, every expo
   }
 })
 
-test('the README shows the example files as they are', () => {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8')
-  // A fenced block whose first line is a comment naming the file, which
-  // starts with that same line.
-  const blocks = [...readme.matchAll(/```(?:js|xml|html)\n((?:\/\/|<!--) (example\/\S+?)(?: -->)?\n[\s\S]*?)```/g)]
-  const shown = blocks.map((b) => b[2])
-  assert.deepEqual(shown.sort(), ['example/app.js', 'example/pages/profile/profile.js', 'example/pages/profile/profile.wxml'])
-  for (const [, body, path] of blocks) {
-    assert.equal(body, readFileSync(join(root, path), 'utf8'), `${path} in the README`)
-  }
-})
+// The client's README and the mini-program guide (docs/miniprogram.md)
+// show the example files as they are.
+for (const doc of ['README.md', '../docs/miniprogram.md']) {
+  test(`${doc} shows the example files as they are`, () => {
+    const readme = readFileSync(join(root, doc), 'utf8')
+    // A fenced block whose first line is a comment naming the file, which
+    // starts with that same line.
+    const blocks = [...readme.matchAll(/```(?:js|xml|html)\n((?:\/\/|<!--) (example\/\S+?)(?: -->)?\n[\s\S]*?)```/g)]
+    const shown = blocks.map((b) => b[2])
+    assert.deepEqual(shown.sort(), ['example/app.js', 'example/pages/profile/profile.js', 'example/pages/profile/profile.wxml'])
+    for (const [, body, path] of blocks) {
+      assert.equal(body, readFileSync(join(root, path), 'utf8'), `${path} in ${doc}`)
+    }
+  })
+}

@@ -88,7 +88,7 @@ func errInvalidRequest(msg string) *apiError {
 }
 
 func errNotFound() *apiError {
-	return &apiError{Status: http.StatusNotFound, Code: "invalid_request", Message: "no such endpoint; see the endpoint list in the wxauth README"}
+	return &apiError{Status: http.StatusNotFound, Code: "invalid_request", Message: "no such endpoint; see the endpoint list in the wxauth docs (docs/operating.md)"}
 }
 
 func errMethod(allow string) *apiError {
