@@ -43,7 +43,6 @@ func BenchStorage(tb testing.TB) (certmagic.Storage, string) {
 		cfg, _ := json.Marshal(map[string]any{
 			"address":    []string{addr},
 			"key_prefix": fmt.Sprintf("wxauth-bench-%d", time.Now().UnixNano()),
-			"pool_size":  64,
 		})
 		mod, err := ctx.LoadModuleByID(redisModule, cfg)
 		if err != nil {
