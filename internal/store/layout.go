@@ -19,8 +19,8 @@ import (
 //
 //	wxauth/users/<t2>/<appid>/<openid>.json             users (t2: 2 characters of the user's tag)
 //	wxauth/sessions/<t2>/<tag>/<id>.json                sessions, a folder per user
-//	wxauth/expiry/<hour>/<appid>.<openid>.json          an entry per user, in the hour the sweep is to look at them
-//	wxauth/codes/<hour>/<hash>.json                     codes and web states, in the hour they were made
+//	wxauth/expiry/<hour>/<t1>/<appid>.<openid>.json     an entry per user, in the hour the sweep is to look at them (t1: 1 character of the user's tag)
+//	wxauth/codes/<hour>/<h2>/<hash>.json                codes, web states, tickets, in the hour they were made (h2: 2 characters of the hash)
 //	wxauth/revoked/<10s>/<id>.<until>.json              revocations, in the 10 seconds they were made in, until (Unix seconds) in the name
 //	wxauth/layout.json                                  the layout version, once records of older layouts are moved
 //
@@ -103,8 +103,10 @@ func bucketTime(name string, per time.Duration) (time.Time, bool) {
 
 // userExpiryKey files a user under the hour of at. appid and openid hold
 // no '.', so the name says whose it is without reading it.
+// The hour's entries are spread over 64 sub-folders, so that an hour's
+// folder holds a few hundred at ten million users.
 func userExpiryKey(at time.Time, appid, openid string) string {
-	return expiryDir + "/" + hourOf(at) + "/" + appid + "." + openid + ".json"
+	return expiryDir + "/" + hourOf(at) + "/" + userTag(appid, openid)[:1] + "/" + appid + "." + openid + ".json"
 }
 
 // parseUserExpiry reads whose a user's expiry entry is from its key.
@@ -120,8 +122,11 @@ func shortName(parts ...string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// shortKey is where a short-lived record made at made lives: in its hour,
+// in one of 256 sub-folders (an hour of a busy app's logins is many
+// records).
 func shortKey(made time.Time, name string) string {
-	return codesDir + "/" + hourOf(made) + "/" + name + ".json"
+	return codesDir + "/" + hourOf(made) + "/" + name[:2] + "/" + name + ".json"
 }
 
 // legacyShortKey is where short-lived records were before they had hours.

@@ -540,8 +540,8 @@ func TestCodeStoredUnderHash(t *testing.T) {
 	if strings.Contains(files[0], code) {
 		t.Errorf("storage key %q contains the raw code", files[0])
 	}
-	if !regexp.MustCompile(`^` + Prefix + `/codes/[0-9]+/[0-9a-f]{64}\.json$`).MatchString(files[0]) {
-		t.Errorf("storage key %q is not %s/codes/<hour>/<sha256 hex>.json", files[0], Prefix)
+	if !regexp.MustCompile(`^` + Prefix + `/codes/[0-9]+/[0-9a-f]{2}/[0-9a-f]{64}\.json$`).MatchString(files[0]) {
+		t.Errorf("storage key %q is not %s/codes/<hour>/<2 hex>/<sha256 hex>.json", files[0], Prefix)
 	}
 	keys, err := s.Storage().List(ctx, Prefix, true)
 	if err != nil {

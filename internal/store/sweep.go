@@ -227,6 +227,37 @@ func (s *Store) eachRecord(ctx context.Context, dir string, fn func(key string) 
 	return errors.Join(errs...)
 }
 
+// eachRecordBelow is eachRecord for an hour's folder, whose records sit
+// in sub-folders (so that no folder grows with the traffic of an hour):
+// every sub-folder's records, then the hour's folder.
+func (s *Store) eachRecordBelow(ctx context.Context, dir string, fn func(key string) error) error {
+	subs, err := s.storage.List(ctx, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", dir, err)
+	}
+	if len(subs) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, sub := range subs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if isRecordKey(sub) {
+			errs = append(errs, fn(sub))
+			continue
+		}
+		errs = append(errs, s.eachRecord(ctx, sub, fn))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return s.remove(ctx, dir)
+}
+
 // remove deletes a key; one that is gone already is fine.
 func (s *Store) remove(ctx context.Context, key string) error {
 	if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -249,7 +280,7 @@ func (s *Store) sweepUsers(ctx context.Context, now time.Time, through int64, p 
 	add := func(n *int, by int) { mu.Lock(); *n += by; mu.Unlock() }
 	var errs []error
 	for _, hour := range hours {
-		errs = append(errs, s.eachRecord(ctx, hour, func(key string) error {
+		errs = append(errs, s.eachRecordBelow(ctx, hour, func(key string) error {
 			appid, openid, ok := parseUserExpiry(key)
 			if ok {
 				v, err := s.visitUser(ctx, appid, openid, now, p.UserIdle)
@@ -330,7 +361,7 @@ func (s *Store) sweepShort(ctx context.Context, now time.Time, through int64, st
 	var mu sync.Mutex
 	var errs []error
 	for _, hour := range hours {
-		errs = append(errs, s.eachRecord(ctx, hour, func(key string) error {
+		errs = append(errs, s.eachRecordBelow(ctx, hour, func(key string) error {
 			mu.Lock()
 			stats.Codes++
 			mu.Unlock()
