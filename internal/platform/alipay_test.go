@@ -186,7 +186,7 @@ func TestAlipayAgainstFake(t *testing.T) {
 		fakeplatform.CodeInvalid:   {InvalidCode, 40002, 1},
 		fakeplatform.CodeUsed:      {InvalidCode, 40002, 1},
 		fakeplatform.CodeBusy:      {Unavailable, 20000, 2},
-		fakeplatform.CodeLimited:   {RateLimited, 0, 1},
+		fakeplatform.CodeLimited:   {RateLimited, 429, 1},
 		fakeplatform.CodeGarbage:   {Unavailable, 0, 1},
 		fakeplatform.CodeHTTP500:   {Unavailable, 0, 1},
 		fakeplatform.CodeBadOpenID: {Unavailable, 0, 1},

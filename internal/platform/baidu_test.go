@@ -47,7 +47,7 @@ func TestBaiduErrorMapping(t *testing.T) {
 		{0, `{"openid":"k4v2Nq","session_key":"short"}`, Unavailable, 0},
 		{0, `{"openid":"../x","session_key":"` + base64.StdEncoding.EncodeToString(make([]byte, 24)) + `"}`, Unavailable, 0},
 		{http.StatusServiceUnavailable, `busy`, Unavailable, 0},
-		{http.StatusTooManyRequests, `{}`, RateLimited, 0},
+		{http.StatusTooManyRequests, `{}`, RateLimited, 429},
 	}
 	for _, tt := range tests {
 		client, _ := capturingClient(func(sent) (int, string) { return tt.status, tt.answer })
@@ -72,12 +72,15 @@ func TestBaiduAgainstFake(t *testing.T) {
 	}
 	_, err = c.Code2Session(context.Background(), app, "alice")
 	wantError(t, err, "code2session", InvalidCode, 0) // a code works once
-	for code, want := range map[string]ErrorCode{
-		fakeplatform.CodeInvalid: InvalidCode, fakeplatform.CodeUsed: InvalidCode,
-		fakeplatform.CodeBusy: Unavailable, fakeplatform.CodeLimited: RateLimited, fakeplatform.CodeBadOpenID: Unavailable,
+	for code, want := range map[string]struct {
+		code  ErrorCode
+		errno int
+	}{
+		fakeplatform.CodeInvalid: {InvalidCode, 0}, fakeplatform.CodeUsed: {InvalidCode, 0},
+		fakeplatform.CodeBusy: {Unavailable, 0}, fakeplatform.CodeLimited: {RateLimited, 429}, fakeplatform.CodeBadOpenID: {Unavailable, 0},
 	} {
 		_, err := c.Code2Session(context.Background(), app, code)
-		wantError(t, err, "code2session", want, 0)
+		wantError(t, err, "code2session", want.code, want.errno)
 	}
 	srv.AddApp(app.AppID, "another-secret")
 	_, err = c.Code2Session(context.Background(), app, "bob")

@@ -382,7 +382,8 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 	if resp.StatusCode == http.StatusTooManyRequests {
 		// The platforms that document no rate-limit code of their own
 		// (Douyin, Alipay, Baidu) say it this way at their gateways.
-		return nil, "http_status", &Error{Code: RateLimited, API: req.api, RetryAfter: retryAfter(resp.Header),
+		// Errcode 429 tells it from the gateway's own backoffs (0).
+		return nil, "http_status", &Error{Code: RateLimited, API: req.api, Errcode: http.StatusTooManyRequests, RetryAfter: retryAfter(resp.Header),
 			Message: "the platform is limiting how often this call can be made; wait a minute and try again"}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

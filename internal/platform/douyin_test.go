@@ -98,7 +98,7 @@ func TestDouyinAgainstFake(t *testing.T) {
 		fakeplatform.CodeInvalid:   {InvalidCode, 40018, 1},
 		fakeplatform.CodeUsed:      {InvalidCode, 40018, 1},
 		fakeplatform.CodeBusy:      {Unavailable, -1, 2},
-		fakeplatform.CodeLimited:   {RateLimited, 0, 1},
+		fakeplatform.CodeLimited:   {RateLimited, 429, 1},
 		fakeplatform.CodeHTTP500:   {Unavailable, 0, 1},
 		fakeplatform.CodeGarbage:   {Unavailable, 0, 1},
 		fakeplatform.CodeBadOpenID: {Unavailable, 0, 1},
