@@ -136,16 +136,7 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		}
 	}
 	assertPhoneNotLogged(t, logs, "13800138000")
-	for what, secret := range secrets {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the %s is in the log", what)
-		}
-		for _, a := range answers {
-			if strings.Contains(a, secret) {
-				t.Errorf("the %s is in an answer: %s", what, a)
-			}
-		}
-	}
+	assertSecretsNowhere(t, secrets, logs, answers, nil)
 	// The login answer carries its own tokens and nothing else secret.
 	login := g.postJSON("/wx/login", map[string]string{"code": "kim2"})
 	for _, k := range storedSessionKeys(t, g.DataDir) {
@@ -160,6 +151,27 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		// kim2 fails because the secret is wrong now; that is fine too, as
 		// long as it is JSON.
 		login.JSON(t)
+	}
+}
+
+// assertSecretsNowhere fails for every secret (by what it is) found in the
+// log, in an answer, or in what the upstream received.
+func assertSecretsNowhere(t *testing.T, secrets map[string]string, logs string, answers, upstream []string) {
+	t.Helper()
+	for what, secret := range secrets {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s is in the log", what)
+		}
+		for _, a := range answers {
+			if strings.Contains(a, secret) {
+				t.Errorf("the %s is in an answer: %s", what, a)
+			}
+		}
+		for _, h := range upstream {
+			if strings.Contains(h, secret) {
+				t.Errorf("the %s reached the upstream: %s", what, h)
+			}
+		}
 	}
 }
 
@@ -422,21 +434,7 @@ func TestNoPlatformKeyInLogsOrAnswers(t *testing.T) {
 	for _, seen := range g.Upstream.Requests() {
 		upstream = append(upstream, headerText(seen.Header))
 	}
-	for what, secret := range secrets {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the %s is in the log", what)
-		}
-		for _, a := range answers {
-			if strings.Contains(a, secret) {
-				t.Errorf("the %s is in an answer: %s", what, a)
-			}
-		}
-		for _, h := range upstream {
-			if strings.Contains(h, secret) {
-				t.Errorf("the %s reached the upstream", what)
-			}
-		}
-	}
+	assertSecretsNowhere(t, secrets, logs, answers, upstream)
 	// Alipay's user tokens and the keys are never stored.
 	filepath.Walk(g.DataDir, func(path string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {

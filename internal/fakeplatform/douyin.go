@@ -95,16 +95,7 @@ func (e *Engine) douyinCode2Session(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]string{"session_key": sessionKey, "openid": openid, "anonymous_openid": "", "unionid": UnionID(body.Code)}
-	if e.opts.Scripted {
-		switch body.Code {
-		case CodeBadOpenID:
-			data["openid"] = "../../etc"
-		case CodeBadKey:
-			data["session_key"] = "short"
-		case CodeNoUnion:
-			delete(data, "unionid")
-		}
-	}
+	e.spoil(body.Code, data)
 	writeDouyin(w, data)
 }
 

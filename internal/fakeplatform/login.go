@@ -50,17 +50,24 @@ func (e *Engine) code2Session(w http.ResponseWriter, r *http.Request) {
 	}
 
 	answer := map[string]string{"openid": openid, "unionid": UnionID(code), "session_key": sessionKey}
-	if e.opts.Scripted {
-		switch code {
-		case CodeBadOpenID:
-			answer["openid"] = "../../etc"
-		case CodeBadKey:
-			answer["session_key"] = "short"
-		case CodeNoUnion:
-			delete(answer, "unionid")
-		}
-	}
+	e.spoil(code, answer)
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// spoil makes a login answer (openid, unionid, session_key) into the
+// garbage Options.Scripted's code asks for: badopenid, badkey, nounion.
+func (e *Engine) spoil(code string, answer map[string]string) {
+	if !e.opts.Scripted {
+		return
+	}
+	switch code {
+	case CodeBadOpenID:
+		answer["openid"] = "../../etc"
+	case CodeBadKey:
+		answer["session_key"] = "short"
+	case CodeNoUnion:
+		delete(answer, "unionid")
+	}
 }
 
 // codeExchange is a code exchange (mini program or web) being answered.

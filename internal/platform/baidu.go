@@ -79,15 +79,9 @@ func (c *Client) baiduCode2Session(ctx context.Context, app App, code string) (*
 	if err := c.call(ctx, app, req, &answer); err != nil {
 		return nil, err
 	}
-	if err := checkIdentity(api, answer.OpenID, ""); err != nil {
-		return nil, err
-	}
 	// Baidu's session_key is the AES key of its encrypted data: 24 bytes
 	// (AES-192) as documented; any AES size is taken.
-	if !validKeyOf(answer.SessionKey, 16, 24, 32) {
-		return nil, unavailable(api, "the platform answered without a valid session_key; try again later")
-	}
-	return &Session{OpenID: answer.OpenID, SessionKey: answer.SessionKey}, nil
+	return checkedSession(api, answer.OpenID, "", answer.SessionKey, 16, 24, 32)
 }
 
 // baiduTokenSource is the app's access_token (openapi.baidu.com's

@@ -83,14 +83,21 @@ func (c *Client) Code2Session(ctx context.Context, app App, code string) (*Sessi
 		return nil, err
 	}
 
-	// A success that does not look like one is treated as garbage.
-	if err := checkIdentity(api, answer.OpenID, answer.UnionID); err != nil {
+	return checkedSession(api, answer.OpenID, answer.UnionID, answer.SessionKey, sessionKeyLen)
+}
+
+// checkedSession is the Session of a code exchange's success, or the error
+// for one that does not look like one, treated as garbage: its ids end up
+// in headers, tokens and storage keys. The session_key must be standard
+// base64 of one of keySizes bytes.
+func checkedSession(api, openid, unionid, sessionKey string, keySizes ...int) (*Session, error) {
+	if err := checkIdentity(api, openid, unionid); err != nil {
 		return nil, err
 	}
-	if !validSessionKey(answer.SessionKey) {
+	if !validKeyOf(sessionKey, keySizes...) {
 		return nil, unavailable(api, "the platform answered without a valid session_key; try again later")
 	}
-	return &Session{OpenID: answer.OpenID, UnionID: answer.UnionID, SessionKey: answer.SessionKey}, nil
+	return &Session{OpenID: openid, UnionID: unionid, SessionKey: sessionKey}, nil
 }
 
 // checkLoginCode refuses a code that cannot be one, without asking the
@@ -107,11 +114,6 @@ func checkLoginCode(kind Kind, code string) *Error {
 			Message: "the login code is malformed; call " + login + " again and post the new code"}
 	}
 	return nil
-}
-
-// validSessionKey reports whether s is standard base64 of exactly 16 bytes.
-func validSessionKey(s string) bool {
-	return validKeyOf(s, sessionKeyLen)
 }
 
 // validKeyOf reports whether s is standard base64 of one of the sizes.

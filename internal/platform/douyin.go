@@ -116,14 +116,8 @@ func (c *Client) douyinCode2Session(ctx context.Context, app App, code string) (
 	if err := c.call(ctx, app, req, &answer); err != nil {
 		return nil, err
 	}
-	if err := checkIdentity(api, answer.OpenID, answer.UnionID); err != nil {
-		return nil, err
-	}
 	// Douyin's session_key is WeChat's: base64 of an AES-128 key.
-	if !validSessionKey(answer.SessionKey) {
-		return nil, unavailable(api, "the platform answered without a valid session_key; try again later")
-	}
-	return &Session{OpenID: answer.OpenID, UnionID: answer.UnionID, SessionKey: answer.SessionKey}, nil
+	return checkedSession(api, answer.OpenID, answer.UnionID, answer.SessionKey, sessionKeyLen)
 }
 
 // douyinTokenAnswer is the data of Douyin's token APIs.
