@@ -89,10 +89,12 @@ type Client struct {
 type Exchange struct {
 	API   string // e.g. "code2session"
 	AppID string
-	// Outcome is the platform's errcode ("0" for a success) or, when the
-	// platform gave none: "timeout", "cancelled", "transport" (no
-	// connection, or it broke), "http_status" (not a 2xx), "bad_answer"
-	// (too large, not JSON, or fields of the wrong type).
+	// Outcome is the platform's errcode ("0" for a success; Alipay's
+	// sub_code, Baidu's OAuth error) or, when the platform gave none:
+	// "timeout", "cancelled", "transport" (no connection, or it broke),
+	// "http_status" (not a 2xx), "bad_answer" (too large, not JSON, or
+	// fields of the wrong type), "bad_signature" (an Alipay answer whose
+	// sign is missing or does not verify).
 	Outcome  string
 	Duration time.Duration
 }
