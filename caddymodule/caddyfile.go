@@ -30,10 +30,12 @@ func parseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //	wxauth [<matcher>] {
 //	    app <appid> {
 //	        secret <appsecret>
-//	        platform wechat|qq|wechat-web|wechat-qr
+//	        platform wechat|qq|wechat-web|wechat-qr|douyin|alipay|baidu
 //	        scope snsapi_base|snsapi_userinfo
 //	        api_base <url>
 //	        content_check on|off
+//	        private_key <pem>              # alipay, douyin; e.g. {file./etc/wxauth/app.pem}
+//	        alipay_public_key <pem>        # alipay
 //	    }
 //	    sandbox
 //	    api_base <url>
@@ -145,6 +147,10 @@ func unmarshalApp(d *caddyfile.Dispenser) (AppConfig, error) {
 			err = oneArg(d, &app.Secret)
 		case "api_base":
 			err = oneArg(d, &app.APIBase)
+		case "private_key":
+			err = oneArg(d, &app.PrivateKey)
+		case "alipay_public_key":
+			err = oneArg(d, &app.AlipayPublicKey)
 		case "platform":
 			if err = oneArg(d, &app.Platform); err == nil {
 				if _, perr := platform.ParseKind(app.Platform); perr != nil {

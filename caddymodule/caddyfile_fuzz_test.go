@@ -49,6 +49,20 @@ const everyOption = `wxauth {
 		secret s
 		platform wechat-qr
 	}
+	app tt1234567890abcdef {
+		secret s
+		platform douyin
+		private_key {file./etc/wxauth/douyin_app_private.pem}
+	}
+	app 2021001168648384 {
+		platform alipay
+		private_key {file./etc/wxauth/alipay_app_private.pem}
+		alipay_public_key {file./etc/wxauth/alipay_public.pem}
+	}
+	app BaiduAppKey0001 {
+		secret s
+		platform baidu
+	}
 	api_base http://127.0.0.1:9000
 	open_base https://open.example.com
 	endpoints /auth/wx/
@@ -85,6 +99,8 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		"wxauth {\n\tapp wx1 secret\n}",
 		"wxauth {\n\tapp {\n\t\tsecret s\n\t}\n}",
 		"wxauth {\n\tapp wx1 {\n\t\tplatform alipay\n\t}\n}",
+		"wxauth {\n\tapp wx1 {\n\t\tplatform alipay\n\t\tsecret s\n\t\tprivate_key not-a-key\n\t}\n}",
+		"wxauth {\n\tapp wx1 {\n\t\tprivate_key\n\t}\n}",
 		"wxauth {\n\tapp wx1 {\n\t\tscope snsapi_login\n\t}\n}",
 		"wxauth {\n\tapp wx1 {\n\t\tcontent_check maybe\n\t}\n}",
 		"wxauth {\n\tapp wx1 {\n\t\tapp wx2 {\n\t\t\tsecret s\n\t\t}\n\t}\n}",

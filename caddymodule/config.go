@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/url"
@@ -141,7 +142,20 @@ type AppConfig struct {
 	// ContentCheck set to false skips the platform's content check of this
 	// app's nicknames and avatars (on by default). For apps whose own
 	// moderation covers it, or where the check's quota is a problem.
+	// Alipay and Baidu have no image check: their avatars are never
+	// checked, and the startup log says so.
 	ContentCheck *bool `json:"content_check,omitempty"`
+
+	// PrivateKey is the app's own RSA private key (PEM, or the bare base64
+	// Alipay's key tool writes), best given as {file./path}: Alipay apps
+	// sign every request with it (required); Douyin apps decrypt phone
+	// numbers with it (without it, /phone refuses Douyin users).
+	PrivateKey string `json:"private_key,omitempty"`
+
+	// AlipayPublicKey is Alipay's public key for the app (支付宝公钥 in
+	// the console, not the app's own), best given as {file./path}: every
+	// answer's signature is checked with it. Alipay apps only; required.
+	AlipayPublicKey string `json:"alipay_public_key,omitempty"`
 }
 
 // webScope is the OAuth scope a web app asks for: snsapi_login for QR
@@ -182,13 +196,69 @@ func (ac AppConfig) check(sandbox bool) error {
 	case ac.Scope != "" && ac.Scope != platform.ScopeBase && ac.Scope != platform.ScopeUserInfo:
 		return fmt.Errorf("app %s: scope %q: want snsapi_base or snsapi_userinfo", ac.AppID, ac.Scope)
 	}
-	if !sandbox && ac.Secret == "" {
+	if err := ac.checkKeys(kind, sandbox); err != nil {
+		return fmt.Errorf("app %s: %w", ac.AppID, err)
+	}
+	if !sandbox && ac.Secret == "" && kind != platform.Alipay {
 		return fmt.Errorf("app %s has no secret; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID)
 	}
 	if err := checkBaseURL("api_base", ac.APIBase); err != nil {
 		return fmt.Errorf("app %s: %w", ac.AppID, err)
 	}
 	return nil
+}
+
+// checkKeys finds the mistakes of an app's keys that need nothing outside
+// the config: keys on a platform that has none, Alipay's missing ones. A
+// key given literally is parsed here; a placeholder when it is resolved.
+func (ac AppConfig) checkKeys(kind platform.Kind, sandbox bool) error {
+	switch {
+	case ac.PrivateKey != "" && kind != platform.Alipay && kind != platform.Douyin:
+		return errors.New("private_key applies only to alipay and douyin apps")
+	case ac.AlipayPublicKey != "" && kind != platform.Alipay:
+		return errors.New("alipay_public_key applies only to alipay apps")
+	case kind == platform.Alipay && ac.Secret != "":
+		return errors.New("alipay apps have no secret: they sign with private_key and check answers with alipay_public_key; remove secret")
+	case kind == platform.Alipay && !sandbox && (ac.PrivateKey == "" || ac.AlipayPublicKey == ""):
+		return errors.New("an alipay app needs private_key (the app's RSA2 private key) and alipay_public_key " +
+			"(Alipay's public key from the console), e.g. private_key {file./etc/wxauth/alipay_app_private.pem}; or use `sandbox` for development")
+	}
+	if !sandbox && !strings.Contains(ac.PrivateKey, "{") {
+		if _, err := privateKeyOf(ac.PrivateKey); err != nil {
+			return err
+		}
+	}
+	if !sandbox && !strings.Contains(ac.AlipayPublicKey, "{") {
+		if _, err := publicKeyOf(ac.AlipayPublicKey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// privateKeyOf parses a resolved private_key; "" is none. Its error says
+// what is wrong, never what the key is.
+func privateKeyOf(value string) (*rsa.PrivateKey, error) {
+	if value == "" {
+		return nil, nil
+	}
+	key, err := platform.ParsePrivateKey(value)
+	if err != nil {
+		return nil, fmt.Errorf("private_key is not an RSA private key (PEM, PKCS#1 or PKCS#8, or its bare base64): %v", err)
+	}
+	return key, nil
+}
+
+// publicKeyOf parses a resolved alipay_public_key; "" is none.
+func publicKeyOf(value string) (*rsa.PublicKey, error) {
+	if value == "" {
+		return nil, nil
+	}
+	key, err := platform.ParsePublicKey(value)
+	if err != nil {
+		return nil, fmt.Errorf("alipay_public_key is not an RSA public key (PEM, or its bare base64 as Alipay's console shows it): %v", err)
+	}
+	return key, nil
 }
 
 // checkConfig finds the mistakes that need nothing outside the config. It runs from

@@ -56,6 +56,9 @@ func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []func() error
 			zap.String("try", "curl -X POST -H 'Content-Type: application/json' -d '{\"code\":\"alice\"}' http://<this site>"+
 				h.prefix()+"/login (with Caddyfile.example: http://localhost:8080"+h.prefix()+"/login; then see docs/tour.md)"))
 	}
+	for _, note := range platformNotes(h) {
+		logger.Info(note)
+	}
 	records := store.NewStore(ctx.Storage())
 	ps, key := platformService(h, m)
 	held = append(held, releaser(platformPool, key))
@@ -112,18 +115,83 @@ func resolveApps(h *Handler, repl *caddy.Replacer) (*httpapi.Apps, error) {
 		if app.APIBase == "" {
 			app.APIBase = h.APIBase
 		}
-		if !h.Sandbox {
+		if !h.Sandbox && kind != platform.Alipay {
 			if app.Secret = repl.ReplaceKnown(ac.Secret, ""); app.Secret == "" {
-				hint := ""
-				if strings.Contains(ac.Secret, "{") {
-					hint = fmt.Sprintf(" (%s resolved to nothing: is the variable or file there?)", ac.Secret)
-				}
-				return nil, fmt.Errorf("app %s has no secret%s; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID, hint)
+				return nil, fmt.Errorf("app %s has no secret%s; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID, unresolved(ac.Secret))
 			}
+		}
+		if err := resolveKeys(h.Sandbox, ac, kind, repl, &app.App); err != nil {
+			return nil, fmt.Errorf("app %s: %w", ac.AppID, err)
 		}
 		list = append(list, app)
 	}
 	return httpapi.NewApps(list), nil
+}
+
+// unresolved is the hint for a placeholder that resolved to nothing.
+func unresolved(configured string) string {
+	if strings.Contains(configured, "{") {
+		return fmt.Sprintf(" (%s resolved to nothing: is the variable or file there?)", configured)
+	}
+	return ""
+}
+
+// resolveKeys gives an Alipay or Douyin app its keys: the sandbox's (which
+// the in-process fake platform holds too), or the configured ones with
+// their placeholders replaced. An error names the option and what is
+// wrong, never the key.
+func resolveKeys(sandbox bool, ac AppConfig, kind platform.Kind, repl *caddy.Replacer, app *platform.App) error {
+	if kind != platform.Alipay && kind != platform.Douyin {
+		return nil
+	}
+	if sandbox {
+		keys := fakeplatform.SandboxKeys()
+		app.PrivateKey = keys.App
+		if kind == platform.Alipay {
+			app.PlatformPublicKey = &keys.Alipay.PublicKey
+		}
+		return nil
+	}
+	private := repl.ReplaceKnown(ac.PrivateKey, "")
+	if ac.PrivateKey != "" && private == "" {
+		return fmt.Errorf("private_key is empty%s", unresolved(ac.PrivateKey))
+	}
+	var err error
+	if app.PrivateKey, err = privateKeyOf(private); err != nil {
+		return err
+	}
+	if kind != platform.Alipay {
+		return nil
+	}
+	public := repl.ReplaceKnown(ac.AlipayPublicKey, "")
+	if public == "" {
+		return fmt.Errorf("alipay_public_key is empty%s", unresolved(ac.AlipayPublicKey))
+	}
+	app.PlatformPublicKey, err = publicKeyOf(public)
+	return err
+}
+
+// platformNotes are what the startup log says about apps whose platform
+// lacks something the gateway offers elsewhere.
+func platformNotes(h *Handler) []string {
+	var notes []string
+	for _, ac := range h.Apps {
+		kind, _ := ac.kind()
+		checks := ac.ContentCheck == nil || *ac.ContentCheck
+		if checks && !kind.ChecksImages() {
+			notes = append(notes, fmt.Sprintf("app %s: %s offers no image content check for mini programs, so uploaded avatars "+
+				"are stored unchecked (content_check covers nicknames only)", ac.AppID, kind.Name()))
+		}
+		switch {
+		case kind == platform.Alipay || kind == platform.Baidu:
+			notes = append(notes, fmt.Sprintf("app %s: %s has no server API that trades a phone code for the number, "+
+				"so POST %s/phone refuses its users", ac.AppID, kind.Name(), h.prefix()))
+		case kind == platform.Douyin && ac.PrivateKey == "" && !h.Sandbox:
+			notes = append(notes, fmt.Sprintf("app %s: no private_key, so POST %s/phone refuses its users "+
+				"(Douyin encrypts phone numbers with the app's public key)", ac.AppID, h.prefix()))
+		}
+	}
+	return notes
 }
 
 // loadCodec is the token codec: HS256 with signing_key, else Ed25519 with

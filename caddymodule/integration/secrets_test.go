@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
 )
 
 // TestNoSecretInLogsOrAnswers drives every endpoint and failure at debug
@@ -146,16 +148,7 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		}
 	}
 	assertPhoneNotLogged(t, logs, "13800138000")
-	for what, secret := range secrets {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the %s is in the log", what)
-		}
-		for _, a := range answers {
-			if strings.Contains(a, secret) {
-				t.Errorf("the %s is in an answer: %s", what, a)
-			}
-		}
-	}
+	assertSecretsNowhere(t, secrets, logs, answers, nil)
 	// The login answer carries its own tokens and nothing else secret.
 	login := g.postJSON("/wx/login", map[string]string{"code": "kim2"})
 	for _, k := range storedSessionKeys(t, g.DataDir) {
@@ -170,6 +163,27 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		// kim2 fails because the secret is wrong now; that is fine too, as
 		// long as it is JSON.
 		login.JSON(t)
+	}
+}
+
+// assertSecretsNowhere fails for every secret (by what it is) found in the
+// log, in an answer, or in what the upstream received.
+func assertSecretsNowhere(t *testing.T, secrets map[string]string, logs string, answers, upstream []string) {
+	t.Helper()
+	for what, secret := range secrets {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the %s is in the log", what)
+		}
+		for _, a := range answers {
+			if strings.Contains(a, secret) {
+				t.Errorf("the %s is in an answer: %s", what, a)
+			}
+		}
+		for _, h := range upstream {
+			if strings.Contains(h, secret) {
+				t.Errorf("the %s reached the upstream: %s", what, h)
+			}
+		}
 	}
 }
 
@@ -346,5 +360,110 @@ func TestAdminConfigHoldsPlaceholdersNotSecrets(t *testing.T) {
 	config = adminConfig(t)
 	if !strings.Contains(config, testSecret) || !strings.Contains(config, testSigningKey) {
 		t.Errorf("literal secrets are not in /config/; then what does this test show?\n%s", config)
+	}
+}
+
+// TestNoPlatformKeyInLogsOrAnswers is TestNoSecretInLogsOrAnswers for
+// Douyin, Alipay and Baidu: their logins, failures, profiles, phone numbers
+// and wrong keys at debug level, then every secret (the private key, the
+// secrets, session_keys, the platforms' tokens, Alipay's user tokens, the
+// phone number) looked for in the log, every answer, everything the
+// upstream received and, for what must never be kept, the storage.
+func TestNoPlatformKeyInLogsOrAnswers(t *testing.T) {
+	k := writeKeyFiles(t)
+	g := startGateway(t, gatewayConfig{Block: otherPlatforms(k.appPrivate, k.appPrivate, k.alipayPublic) + hs256Line})
+
+	var answers []string
+	keep := func(r *response) { answers = append(answers, string(r.Body)+headerText(r.Header)) }
+	var sessions []session
+	for _, appid := range []string{douyinAppID, alipayAppID, baiduAppID} {
+		s := g.loginApp(appid, "kim")
+		sessions = append(sessions, s)
+		auth := bearer(s.AccessToken)
+		keep(g.get("/orders", s.AccessToken))
+		for _, code := range []string{"invalid", "busy", "limited", "garbage", "http500", "slow", "badopenid", "badkey"} {
+			keep(g.postJSON("/wx/login", map[string]string{"code": code, "appid": appid}))
+		}
+		keep(g.postJSON("/wx/profile", map[string]string{"nickname": "risky kim"}, auth...))
+		keep(g.postMultipart("/wx/profile", map[string]string{"nickname": "kim"}, "avatar", "a.png", testPNG(t), auth...))
+		keep(g.postJSON("/wx/profile", map[string]string{"encrypted_data": "AAAA", "iv": "AAAA"}, auth...))
+		keep(g.do(http.MethodGet, "/wx/me", nil, auth...))
+		keep(g.postJSON("/wx/phone", map[string]string{"code": "phone-kim"}, auth...))
+		keep(g.postJSON("/wx/phone", map[string]string{"code": "invalid"}, auth...))
+		g.refresh(s.RefreshToken).Session(t, "refresh "+appid)
+	}
+	// The Douyin session_key decrypts legacy data as WeChat's does.
+	key := g.Platform.LastSessionKey(douyinAppID, sessions[0].OpenID)
+	keep(g.postJSON("/wx/profile", encryptedUserInfo(t, key, douyinAppID, sessions[0].OpenID, "kim"), bearer(sessions[0].AccessToken)...))
+
+	// Wrong keys: a refused signature, an answer that does not verify, a
+	// phone number that does not decrypt; then a wrong secret.
+	g.load(gatewayConfig{Block: otherPlatforms(k.wrongPrivate, k.wrongPrivate, k.alipayPublic) + hs256Line})
+	keep(g.postJSON("/wx/login", map[string]string{"code": "lee", "appid": alipayAppID}))
+	keep(g.postJSON("/wx/phone", map[string]string{"code": "phone-lee"}, bearer(g.loginApp(douyinAppID, "lee").AccessToken)...))
+	g.load(gatewayConfig{Block: otherPlatforms(k.appPrivate, k.appPrivate, k.wrongPublic) + hs256Line})
+	keep(g.postJSON("/wx/login", map[string]string{"code": "lee2", "appid": alipayAppID}))
+	g.Platform.AddApp(douyinAppID, "another-secret")
+	g.Platform.AddApp(baiduAppID, "another-secret")
+	keep(g.postJSON("/wx/login", map[string]string{"code": "lee3", "appid": douyinAppID}))
+	keep(g.postJSON("/wx/login", map[string]string{"code": "lee3", "appid": baiduAppID}))
+
+	platformTokens := g.Platform.Tokens()
+	sessionKeys := storedSessionKeys(t, g.DataDir)
+	sawSecret := false
+	for _, s := range g.Platform.SecretsSeen() {
+		sawSecret = sawSecret || s == testSecret
+	}
+	if len(platformTokens) < 3 || len(sessionKeys) < 2 || !sawSecret {
+		t.Fatalf("%d platform tokens, %d session keys, secret seen %v: the test proves nothing", len(platformTokens), len(sessionKeys), sawSecret)
+	}
+	secrets := map[string]string{"appsecret": testSecret, "signing key": testSigningKey,
+		// The fake's Alipay user tokens all start so: wxauth never keeps
+		// or shows them.
+		"alipay user token": "authusrB"}
+	for i, part := range append(keyMaterial(fakeplatform.SandboxKeys().App), keyMaterial(wrongKey())...) {
+		secrets["private key line "+string(rune('a'+i%26))+string(rune('a'+i/26))] = part
+	}
+	for i, key := range sessionKeys {
+		secrets["session_key "+string(rune('a'+i))] = key
+	}
+	for i, tok := range platformTokens {
+		secrets["platform token "+string(rune('a'+i))] = tok
+	}
+	for i, s := range sessions {
+		secrets["access token "+string(rune('a'+i))] = s.AccessToken
+		secrets["refresh token "+string(rune('a'+i))] = s.RefreshToken
+	}
+
+	logs := g.Logs()
+	for _, want := range []string{`"source":"douyin-miniprogram"`, `"source":"alipay-miniprogram"`, `"source":"baidu-miniprogram"`, "isv.invalid-signature"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %s in the log: the test did not drive what it meant to", want)
+		}
+	}
+	assertPhoneNotLogged(t, logs, fakeplatform.PhoneNumber)
+	var upstream []string
+	for _, seen := range g.Upstream.Requests() {
+		upstream = append(upstream, headerText(seen.Header))
+	}
+	assertSecretsNowhere(t, secrets, logs, answers, upstream)
+	// Alipay's user tokens and the keys are never stored.
+	filepath.Walk(g.DataDir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		for _, secret := range append([]string{"authusrB", testSecret}, keyMaterial(fakeplatform.SandboxKeys().App)...) {
+			if strings.Contains(string(b), secret) {
+				t.Errorf("%s holds a secret", path)
+			}
+		}
+		return nil
+	})
+	config := adminConfig(t)
+	for _, part := range keyMaterial(fakeplatform.SandboxKeys().App) {
+		if strings.Contains(config, part) {
+			t.Fatal("the private key is in /config/; it was given as {file.*}")
+		}
 	}
 }

@@ -177,6 +177,7 @@ type Session struct {
 	RefreshToken string   `json:"refresh_token"`
 	OpenID       string   `json:"openid"`
 	UnionID      string   `json:"unionid"`
+	IDType       string   `json:"id_type"` // Alipay's open_id or user_id
 	AppID        string   `json:"appid"`
 	HasProfile   bool     `json:"has_profile"`
 	Profile      *Profile `json:"profile"`

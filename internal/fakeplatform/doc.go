@@ -1,4 +1,5 @@
-// Package fakeplatform is a fake of the WeChat and QQ server APIs: one
+// Package fakeplatform is a fake of the server APIs of WeChat and QQ, and of
+// Douyin, Alipay and Baidu mini programs: one
 // engine, an http.Handler, that serves the plugin's sandbox mode in-process
 // (Sandbox, Transport), the tests over loopback (NewServer) and the
 // benchmarks as a process of its own (bench/fakeplatform).
@@ -60,6 +61,42 @@
 //	    needs a WebAccessToken and the openid it was issued for (else
 //	    40001, 40003); answers nickname Nickname(code), no avatar
 //	    (headimgurl ""), and unionid UnionID(code)
+//
+// # Douyin, Alipay and Baidu
+//
+// Their paths differ from WeChat's and from one another's, so the engine
+// serves them all on one host, each answering in its platform's own shape:
+//
+//	POST /api/apps/v2/jscode2session (Douyin, JSON)
+//	    err_no 40015/40017 for a bad appid/secret (AddApp), 40014 without
+//	    code or anonymous_code; data{openid, unionid, session_key}
+//	POST /api/apps/v2/token, POST /oauth/client_token/ (Douyin)
+//	    the app's access_token, and its client_token ("clt." + a token)
+//	POST /api/v2/tags/text/antidirt (X-Token), /api/apps/censor/image
+//	    (access_token in the body) (Douyin): predicts hit for RiskyMarker
+//	POST /api/apps/v1/get_phonenumber_info/ (Douyin, access-token: a
+//	    client_token): data is PhoneNumber's JSON encrypted (RSA PKCS #1
+//	    v1.5) with the app's public key
+//	POST /gateway.do (Alipay): checks the request's RSA2 sign with the
+//	    app's public key, its charset, version and Beijing-time timestamp
+//	    (within 15 minutes), then answers alipay.system.oauth.token
+//	    (open_id OpenID(appid, code); AlipayCodeUserID gives user_id,
+//	    AlipayCodeBothIDs both) and alipay.security.risk.content.detect
+//	    (REJECTED for RiskyMarker), the member signed with Alipay's key
+//	POST /oauth/jscode2sessionkey (Baidu, form: code, client_id, sk):
+//	    openid, a 24-byte session_key; OAuth errors (invalid_client,
+//	    invalid_grant, invalid_request)
+//	POST /oauth/2.0/token, /rest/2.0/smartapp/riskDetection/v2/syncCheckText
+//	    (Baidu): the token (client_credentials) and the text check (a
+//	    risky text's result has errno 1; a bad token error_code 110/111)
+//
+// The keys are SandboxKeys: the app's pair (SetAppPublicKey registers
+// another) and Alipay's. The failure codes answer as each platform would:
+// invalid and used its invalid-code error (none of the three has a code
+// for a used code), busy its busy error (Baidu, which documents none: HTTP
+// 503), limited an HTTP 429 (none documents a rate-limit answer); blocked
+// is an ordinary code, since none of them refuses a high-risk user the way
+// WeChat's 40226 does. Alipay apps have no secret: AddApp(appid, "").
 //
 // A sandbox web access_token carries the appid and code it was issued for,
 // so /sns/userinfo answers for the right user without keeping any state.

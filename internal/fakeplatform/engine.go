@@ -3,6 +3,7 @@ package fakeplatform
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -76,8 +77,9 @@ type Engine struct {
 	// Faults, which only the methods set.
 	apps          map[string]string // appid → secret; empty means accept anything
 	delay         time.Duration
-	failing       map[string]bool // paths that answer HTTP 500
-	authorizeUser string          // SetAuthorizeCode's user
+	failing       map[string]bool           // paths that answer HTTP 500
+	authorizeUser string                    // SetAuthorizeCode's user
+	appKeys       map[string]*rsa.PublicKey // SetAppPublicKey's; else the sandbox's
 
 	// Stateful: what was issued.
 	redeemed    map[appCode]bool        // login codes exchanged successfully
@@ -105,6 +107,7 @@ func New(opts Options) *Engine {
 		closing:     make(chan struct{}),
 		apps:        map[string]string{},
 		failing:     map[string]bool{},
+		appKeys:     map[string]*rsa.PublicKey{},
 		redeemed:    map[appCode]bool{},
 		tokens:      map[string]*issuedToken{},
 		phoneUsed:   map[appCode]bool{},
@@ -157,6 +160,16 @@ func (e *Engine) routes() http.Handler {
 	// open.weixin.qq.com's pages, which a browser visits.
 	mux.HandleFunc("GET "+authorizePath, e.Authorize)
 	mux.HandleFunc("GET "+qrConnectPath, e.Authorize)
+	mux.HandleFunc("POST "+douyinCode2SessionPath, e.douyinCode2Session)
+	mux.HandleFunc("POST "+douyinTokenPath, e.douyinToken)
+	mux.HandleFunc("POST "+douyinClientTokenPath, e.douyinClientToken)
+	mux.HandleFunc("POST "+douyinTextCheckPath, e.douyinTextCheck)
+	mux.HandleFunc("POST "+douyinImageCheckPath, e.douyinImageCheck)
+	mux.HandleFunc("POST "+douyinPhonePath, e.douyinPhone)
+	mux.HandleFunc("POST "+alipayGatewayPath, e.alipayGateway)
+	mux.HandleFunc("POST "+baiduCode2SessionPath, e.baiduCode2Session)
+	mux.HandleFunc("POST "+baiduTokenPath, e.baiduToken)
+	mux.HandleFunc("POST "+baiduTextCheckPath, e.baiduTextCheck)
 	mux.HandleFunc("/", notFound)
 	return mux
 }

@@ -115,17 +115,42 @@ func (e *Engine) arrive(r *http.Request, body []byte) {
 			e.webAttempts[appCode{q.Get("appid"), q.Get("code")}]++
 		}
 	}
+	appid, code, secret, otherLogin := otherLogin(r, body)
+	if e.opts.Scripted && otherLogin {
+		e.attempts[appCode{appid, code}]++
+	}
 	if e.opts.Stateful {
 		e.rec.arrive(r, q, body)
+		if otherLogin {
+			e.rec.codeCalls[code]++
+			if secret != "" {
+				e.rec.secrets = append(e.rec.secrets, secret)
+			}
+		}
 	}
 }
 
 func (rec *recording) arrive(r *http.Request, q url.Values, body []byte) {
 	rec.calls[r.URL.Path]++
 	rec.secrets = append(rec.secrets, q["secret"]...)
+	rec.secrets = append(rec.secrets, q["client_secret"]...) // Baidu's token
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == code2SessionPath:
 		rec.codeCalls[q.Get("js_code")]++
+	case r.URL.Path == douyinTokenPath, r.URL.Path == douyinClientTokenPath:
+		var b struct {
+			Secret       string `json:"secret"`
+			ClientSecret string `json:"client_secret"`
+		}
+		if json.Unmarshal(body, &b) == nil {
+			rec.secrets = append(rec.secrets, b.Secret+b.ClientSecret) // one of them is set
+		}
+	case r.URL.Path == douyinPhonePath:
+		var b struct {
+			Code string `json:"code"`
+		}
+		json.Unmarshal(body, &b) // a malformed body counts as code ""
+		rec.phoneCalls[b.Code]++
 	case r.URL.Path == stableTokenPath:
 		var b struct {
 			Secret *string `json:"secret"`
@@ -181,7 +206,8 @@ func (e *Engine) Calls(path string) int {
 	return recorded(e, func(rec *recording) int { return rec.calls[path] })
 }
 
-// CodeCalls is how many code2session calls carried js_code code, in any app.
+// CodeCalls is how many code2session calls carried js_code code, in any app
+// (or code, for Douyin, Alipay and Baidu).
 func (e *Engine) CodeCalls(code string) int {
 	return recorded(e, func(rec *recording) int { return rec.codeCalls[code] })
 }

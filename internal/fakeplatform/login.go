@@ -50,17 +50,24 @@ func (e *Engine) code2Session(w http.ResponseWriter, r *http.Request) {
 	}
 
 	answer := map[string]string{"openid": openid, "unionid": UnionID(code), "session_key": sessionKey}
-	if e.opts.Scripted {
-		switch code {
-		case CodeBadOpenID:
-			answer["openid"] = "../../etc"
-		case CodeBadKey:
-			answer["session_key"] = "short"
-		case CodeNoUnion:
-			delete(answer, "unionid")
-		}
-	}
+	e.spoil(code, answer)
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// spoil makes a login answer (openid, unionid, session_key) into the
+// garbage Options.Scripted's code asks for: badopenid, badkey, nounion.
+func (e *Engine) spoil(code string, answer map[string]string) {
+	if !e.opts.Scripted {
+		return
+	}
+	switch code {
+	case CodeBadOpenID:
+		answer["openid"] = "../../etc"
+	case CodeBadKey:
+		answer["session_key"] = "short"
+	case CodeNoUnion:
+		delete(answer, "unionid")
+	}
 }
 
 // codeExchange is a code exchange (mini program or web) being answered.
@@ -110,31 +117,60 @@ func missingParam(q url.Values, code string, noCode failure) (failure, bool) {
 	return failure{}, false
 }
 
-// scripted answers Options.Scripted's codes that need no identity (http500,
-// garbage, quota, busyonce on its first attempt, slow) and reports whether
-// the exchange goes on.
-func (e *Engine) scripted(w http.ResponseWriter, r *http.Request, code string, firstAttempt func() bool) bool {
+// fate is what becomes of a code exchange before any identity is made.
+type fate int
+
+const (
+	fateGoOn     fate = iota // nothing scripted: the exchange goes on
+	fateAnswered             // answered already (http500, garbage), or gone (slow, given up)
+	fateQuota                // quota: the daily quota is used up
+	fateBusy                 // busy, or busyonce on its first attempt
+	fateInvalid              // invalid, used (the other platforms)
+	fateLimited              // limited (the other platforms)
+)
+
+// scriptedFate answers Options.Scripted's codes that need no identity and
+// no platform's shape (http500, garbage, slow) and says what becomes of the
+// exchange (quota, busyonce on its first attempt).
+func (e *Engine) scriptedFate(w http.ResponseWriter, r *http.Request, code string, firstAttempt func() bool) fate {
 	if !e.opts.Scripted {
-		return true
+		return fateGoOn
 	}
 	switch code {
 	case CodeHTTP500:
 		writeHTTP500(w)
-		return false
+		return fateAnswered
 	case CodeGarbage:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, "<html>not json")
-		return false
+		return fateAnswered
 	case CodeQuota:
-		writeFailure(w, failure{45009, "reach max api daily quota limit"})
-		return false
+		return fateQuota
 	case CodeBusyOnce:
 		if firstAttempt() {
-			writeFailure(w, failBusy)
-			return false
+			return fateBusy
 		}
 	case CodeSlow:
-		return e.wait(r.Context(), SlowDelay)
+		if !e.wait(r.Context(), SlowDelay) {
+			return fateAnswered
+		}
+	}
+	return fateGoOn
+}
+
+// scripted answers Options.Scripted's codes that need no identity (http500,
+// garbage, quota, busyonce on its first attempt, slow) as WeChat does, and
+// reports whether the exchange goes on.
+func (e *Engine) scripted(w http.ResponseWriter, r *http.Request, code string, firstAttempt func() bool) bool {
+	switch e.scriptedFate(w, r, code, firstAttempt) {
+	case fateAnswered:
+		return false
+	case fateQuota:
+		writeFailure(w, failure{45009, "reach max api daily quota limit"})
+		return false
+	case fateBusy:
+		writeFailure(w, failBusy)
+		return false
 	}
 	return true
 }

@@ -54,15 +54,52 @@ func (e *Engine) issueToken(w http.ResponseWriter, appid, secret, grantType stri
 		writeFailure(w, failGrantType)
 		return
 	}
-	token := AccessToken(appid)
-	if e.opts.Stateful {
-		token = randomToken()
-		e.mu.Lock()
-		e.tokens[token] = &issuedToken{appid: appid}
-		e.rec.tokens = append(e.rec.tokens, token)
-		e.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": e.mint(appid), "expires_in": TokenExpiresIn})
+}
+
+// mint is a new access_token of appid: the sandbox's AccessToken, or a
+// fresh random one that a stateful engine remembers.
+func (e *Engine) mint(appid string) string {
+	if !e.opts.Stateful {
+		return AccessToken(appid)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": token, "expires_in": TokenExpiresIn})
+	token := randomToken()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tokens[token] = &issuedToken{appid: appid}
+	e.rec.tokens = append(e.rec.tokens, token)
+	return token
+}
+
+// tokenCheck is what is wrong with the access_token a call carried.
+type tokenCheck int
+
+const (
+	tokenOK      tokenCheck = iota
+	tokenMissing            // the sandbox got none
+	tokenBad                // not issued, or revoked (stateful)
+	tokenOld                // expired (stateful)
+)
+
+// inspectToken returns the app token was issued to ("" in the sandbox,
+// which cannot tell an app from its token) and what is wrong with it: the
+// sandbox takes any token, a stateful engine only those it issued and that
+// are still valid.
+func (e *Engine) inspectToken(token string) (appid string, check tokenCheck) {
+	if !e.opts.Stateful {
+		if token == "" {
+			return "", tokenMissing
+		}
+		return "", tokenOK
+	}
+	t, found := lookUp(e, e.tokens, token)
+	switch {
+	case !found, t.state == tokenRevoked:
+		return "", tokenBad
+	case t.state == tokenExpired:
+		return "", tokenOld
+	}
+	return t.appid, tokenOK
 }
 
 // checkToken answers the errcode of r's access_token and reports false when
@@ -70,20 +107,18 @@ func (e *Engine) issueToken(w http.ResponseWriter, appid, secret, grantType stri
 // else it returns the app the token was issued to ("" in the sandbox, which
 // cannot tell an app from its token).
 func (e *Engine) checkToken(w http.ResponseWriter, r *http.Request) (appid string, ok bool) {
-	token := r.URL.Query().Get("access_token")
-	if !e.opts.Stateful {
-		if token == "" {
-			writeFailure(w, failNoToken)
-			return "", false
-		}
-		return "", true
+	appid, check := e.inspectToken(r.URL.Query().Get("access_token"))
+	switch check {
+	case tokenMissing:
+		writeFailure(w, failNoToken)
+	case tokenBad:
+		writeFailure(w, failBadToken)
+	case tokenOld:
+		writeFailure(w, failExpiredToken)
+	default:
+		return appid, true
 	}
-	t, found := lookUp(e, e.tokens, token)
-	if f, bad := tokenRefusal(found, t.state); bad {
-		writeFailure(w, f)
-		return "", false
-	}
-	return t.appid, true
+	return "", false
 }
 
 // lookUp returns a copy of what a stateful engine issued token for (an app

@@ -14,15 +14,18 @@ import (
 
 // sessionAnswer is the contract's session shape.
 type sessionAnswer struct {
-	AccessToken  string         `json:"access_token"`
-	TokenType    string         `json:"token_type"`
-	ExpiresIn    int64          `json:"expires_in"`
-	RefreshToken string         `json:"refresh_token"`
-	OpenID       string         `json:"openid"`
-	UnionID      string         `json:"unionid,omitempty"`
-	AppID        string         `json:"appid"`
-	HasProfile   bool           `json:"has_profile"`
-	Profile      *store.Profile `json:"profile"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	OpenID       string `json:"openid"`
+	UnionID      string `json:"unionid,omitempty"`
+	// IDType says what openid is where a platform has several kinds of
+	// id: Alipay's "open_id" or "user_id".
+	IDType     string         `json:"id_type,omitempty"`
+	AppID      string         `json:"appid"`
+	HasProfile bool           `json:"has_profile"`
+	Profile    *store.Profile `json:"profile"`
 }
 
 func newSessionAnswer(res *login.Result, now time.Time) sessionAnswer {
@@ -33,6 +36,7 @@ func newSessionAnswer(res *login.Result, now time.Time) sessionAnswer {
 		RefreshToken: res.RefreshToken,
 		OpenID:       res.User.OpenID,
 		UnionID:      res.User.UnionID,
+		IDType:       res.User.IDType,
 		AppID:        res.Session.AppID,
 		HasProfile:   res.User.Profile != nil,
 		Profile:      res.User.Profile,

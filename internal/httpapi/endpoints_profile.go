@@ -25,6 +25,7 @@ type profileEndpoints struct{ svc *API }
 type meAnswer struct {
 	OpenID     string         `json:"openid"`
 	UnionID    string         `json:"unionid,omitempty"`
+	IDType     string         `json:"id_type,omitempty"` // as in the session answer
 	AppID      string         `json:"appid"`
 	HasProfile bool           `json:"has_profile"`
 	Profile    *store.Profile `json:"profile"`
@@ -55,6 +56,7 @@ func (e profileEndpoints) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, meAnswer{
 		OpenID:     user.OpenID,
 		UnionID:    user.UnionID,
+		IDType:     user.IDType,
 		AppID:      user.AppID,
 		HasProfile: user.Profile != nil,
 		Profile:    user.Profile,

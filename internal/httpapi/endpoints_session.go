@@ -57,7 +57,7 @@ func (e sessionEndpoints) login(w http.ResponseWriter, r *http.Request) {
 		s.countLogin(app.AppID, s.fail(w, "login", app.AppID, "", err))
 		return
 	}
-	s.logResult(zapcore.InfoLevel, "login", app.AppID, res.User.OpenID, "ok")
+	s.logResult(zapcore.InfoLevel, "login", app.AppID, res.User.OpenID, "ok", zap.String("source", res.Session.Source))
 	s.countLogin(app.AppID, "ok")
 	writeJSON(w, http.StatusOK, newSessionAnswer(res, time.Now()))
 }

@@ -113,7 +113,7 @@ func (s *Service) LoginWith(ctx context.Context, app platform.App, code string, 
 		if errors.Is(err, store.ErrNotFound) {
 			// Its user record is not visible here (yet); the code record
 			// alone is enough to log in.
-			user, err = &store.User{AppID: app.AppID, OpenID: x.code.OpenID, UnionID: x.code.UnionID}, nil
+			user, err = &store.User{AppID: app.AppID, OpenID: x.code.OpenID, UnionID: x.code.UnionID, IDType: x.code.IDType}, nil
 		}
 		if err != nil {
 			return nil, err
@@ -181,7 +181,7 @@ func (s *Service) exchange(ctx context.Context, app platform.App, code string, n
 		}
 		return exchanged{}, err
 	}
-	rec = &store.CodeRecord{AppID: app.AppID, OpenID: ps.OpenID, UnionID: ps.UnionID, Expires: now.Add(CodeLifetime)}
+	rec = &store.CodeRecord{AppID: app.AppID, OpenID: ps.OpenID, UnionID: ps.UnionID, IDType: ps.IDType, Expires: now.Add(CodeLifetime)}
 	// The code record and the user do not depend on each other: both are
 	// written at once. The code record is best effort: without it, only
 	// another node's retry of this code would fail (40163 → invalid_code);
@@ -195,6 +195,7 @@ func (s *Service) exchange(ctx context.Context, app platform.App, code string, n
 		if ps.UnionID != "" {
 			u.UnionID = ps.UnionID
 		}
+		u.IDType = ps.IDType
 		// The platform keeps only the newest session_key per user.
 		u.SessionKey = ps.SessionKey
 		u.SessionKeyUpdated = now

@@ -3,6 +3,7 @@ package platform
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -36,9 +37,17 @@ type App struct {
 	AppID  string
 	Secret string
 	Kind   Kind
-	// APIBase overrides Kind.DefaultAPIBase() (test doubles, proxies). A
-	// trailing slash is tolerated.
+	// APIBase overrides Kind.DefaultAPIBase() (test doubles, proxies), and
+	// the platform's other hosts with it. A trailing slash is tolerated.
 	APIBase string
+
+	// PrivateKey is the app's own RSA private key: Alipay apps sign every
+	// request with it; Douyin apps decrypt phone numbers with it (nil:
+	// the app gets no phone numbers). Never formatted.
+	PrivateKey *rsa.PrivateKey
+	// PlatformPublicKey is Alipay's public key for the app: every answer's
+	// signature is checked with it.
+	PlatformPublicKey *rsa.PublicKey
 }
 
 // apiBase is the base URL calls go to, without a trailing slash.
@@ -80,10 +89,12 @@ type Client struct {
 type Exchange struct {
 	API   string // e.g. "code2session"
 	AppID string
-	// Outcome is the platform's errcode ("0" for a success) or, when the
-	// platform gave none: "timeout", "cancelled", "transport" (no
-	// connection, or it broke), "http_status" (not a 2xx), "bad_answer"
-	// (too large, not JSON, or fields of the wrong type).
+	// Outcome is the platform's errcode ("0" for a success; Alipay's
+	// sub_code, Baidu's OAuth error) or, when the platform gave none:
+	// "timeout", "cancelled", "transport" (no connection, or it broke),
+	// "http_status" (not a 2xx), "bad_answer" (too large, not JSON, or
+	// fields of the wrong type), "bad_signature" (an Alipay answer whose
+	// sign is missing or does not verify).
 	Outcome  string
 	Duration time.Duration
 }
@@ -141,11 +152,18 @@ func (c *Client) retryDelay() time.Duration {
 type request struct {
 	api    string     // short name used in errors, e.g. "code2session"
 	method string     // "" means GET
+	host   host       // the platform's host the API is on
 	path   string     // e.g. "/sns/jscode2session"
 	query  url.Values // may hold the secret: never formatted
-	// accessToken is sent as the access_token query parameter. Like the
+	// accessToken is sent as the access_token query parameter, or in the
+	// header tokenHeader, or as the JSON body's field tokenField. Like the
 	// secret it is never formatted and is scrubbed from the platform's errmsg.
 	accessToken string
+	tokenHeader string
+	tokenField  string
+	// read says what the answer means; nil is readErrcode (WeChat's and
+	// QQ's errcode).
+	read        envelope
 	body        []byte // a POST's body, sent again as is on a retry
 	contentType string // body's Content-Type
 	// failures says what this API's own errcodes mean (e.g. 40029 for a login
@@ -173,11 +191,44 @@ func jsonRequest(req request, v any) request {
 	return req
 }
 
-// status is the part of every answer that says whether the call worked. A
-// success may carry errcode 0 or no errcode at all.
+// status is the part of every WeChat and QQ answer that says whether the
+// call worked. A success may carry errcode 0 or no errcode at all.
 type status struct {
 	Errcode int    `json:"errcode"`
 	Errmsg  string `json:"errmsg"`
+}
+
+// envelope reads what a platform's answer body says: each platform (and
+// some APIs) has its own way of telling a failure.
+type envelope func(req request, app App, body []byte) verdict
+
+// verdict is what an envelope read of an answer.
+type verdict struct {
+	payload []byte // decoded into the call's out on success: the body, or the part of it that is the answer
+	outcome string // Exchange.Outcome: the platform's error code, "0" for a success
+	err     *Error // the failure, nil for a success
+	retry   bool   // the platform is busy: the call is sent once more (unless noRetry)
+}
+
+// readErrcode is the envelope of WeChat and QQ: errcode and errmsg at the
+// top, absent or 0 for a success.
+func readErrcode(req request, app App, body []byte) verdict {
+	var st status
+	if json.Unmarshal(body, &st) != nil {
+		return notJSON(req.api)
+	}
+	v := verdict{payload: body, outcome: strconv.Itoa(st.Errcode)}
+	if st.Errcode != 0 && !slices.Contains(req.answers, st.Errcode) {
+		v.err = errcodeError(req.api, st.Errcode, st.Errmsg, req.failures, app.Secret, req.accessToken)
+		v.err.tokenRefused = req.accessToken != "" && tokenRejected[st.Errcode]
+		v.retry = st.Errcode == -1
+	}
+	return v
+}
+
+// notJSON is the verdict on an answer that is not JSON at all.
+func notJSON(api string) verdict {
+	return verdict{outcome: "bad_answer", err: unavailable(api, "the platform answered something that is not the expected JSON; try again later")}
 }
 
 // call sends req and decodes a successful answer into out. It retries once
@@ -194,32 +245,31 @@ func (c *Client) call(ctx context.Context, app App, req request, out any) error 
 	}
 	defer release()
 
+	read := req.read
+	if read == nil {
+		read = readErrcode
+	}
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		body, outcome, err := c.send(callCtx, ctx, timeout, app, req)
-		var st status
+		var v verdict
 		if err == nil {
-			if jerr := json.Unmarshal(body, &st); jerr != nil {
-				outcome = "bad_answer"
-				err = unavailable(req.api, "the platform answered something that is not the expected JSON; try again later")
-			} else {
-				outcome = strconv.Itoa(st.Errcode)
+			v = read(req, app, body)
+			if outcome = v.outcome; v.err != nil {
+				err = v.err
 			}
 		}
 		c.observe(req.api, app.AppID, outcome, time.Since(start))
-		if err != nil {
-			return err
-		}
-		if st.Errcode == -1 && attempt == 1 && !req.noRetry {
+		if v.retry && attempt == 1 && !req.noRetry {
 			if err := sleep(callCtx, c.retryDelay()); err != nil {
 				return interrupted(req.api, ctx, timeout)
 			}
 			continue
 		}
-		if st.Errcode != 0 && !slices.Contains(req.answers, st.Errcode) {
-			return errcodeError(req.api, st.Errcode, st.Errmsg, req.failures, app.Secret, req.accessToken)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(body, out); err != nil {
+		if err := json.Unmarshal(v.payload, out); err != nil {
 			return unavailable(req.api, "the platform's answer has fields of the wrong type; try again later")
 		}
 		return nil
@@ -266,8 +316,8 @@ func (c *Client) acquire(callCtx, parent context.Context, app App, api string) (
 // send performs one HTTP exchange and returns the body of a 2xx answer.
 // callCtx carries the call's deadline; parent is the caller's context, used
 // to tell a cancellation from our own timeout.
-func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, app App, req request) (body []byte, outcome string, err error) {
-	base := app.apiBase()
+func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, app App, req request) (answer []byte, outcome string, err error) {
+	base := app.baseFor(req.host)
 	if base == "" {
 		return nil, "transport", unavailable(req.api, fmt.Sprintf("the app's platform %q has no API base URL; the operator should fix the app's platform or api_base", string(app.Kind)))
 	}
@@ -275,7 +325,13 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 	for k, v := range req.query {
 		query[k] = v
 	}
-	if req.accessToken != "" {
+	body := req.body
+	switch {
+	case req.accessToken == "":
+	case req.tokenHeader != "":
+	case req.tokenField != "":
+		body = withTokenField(body, req.tokenField, req.accessToken)
+	default:
 		query.Set("access_token", req.accessToken)
 	}
 	target := base + req.path
@@ -287,9 +343,9 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 		method = http.MethodGet
 	}
 	var reqBody io.Reader
-	if req.body != nil {
+	if body != nil {
 		// A fresh reader per attempt: a retry sends the same bytes again.
-		reqBody = bytes.NewReader(req.body)
+		reqBody = bytes.NewReader(body)
 	}
 	// The URL is built and parsed here, and its errors are never formatted:
 	// *url.Error prints the whole URL, secret or access_token included.
@@ -304,6 +360,9 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 	if req.contentType != "" {
 		httpReq.Header.Set("Content-Type", req.contentType)
 	}
+	if req.tokenHeader != "" && req.accessToken != "" {
+		httpReq.Header.Set(req.tokenHeader, req.accessToken)
+	}
 
 	resp, err := c.httpClient().Do(httpReq)
 	if err != nil {
@@ -315,20 +374,52 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 	defer resp.Body.Close()
 
 	// Content-Type is not checked: WeChat often labels JSON as text/plain.
-	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	answer, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		if callCtx.Err() != nil {
 			return nil, interruptedOutcome(parent), interrupted(req.api, parent, timeout)
 		}
 		return nil, "transport", unavailable(req.api, "the connection broke while the platform was answering; try again later")
 	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		// The platforms that document no rate-limit code of their own
+		// (Douyin, Alipay, Baidu) say it this way at their gateways.
+		// Errcode 429 tells it from the gateway's own backoffs (0).
+		return nil, "http_status", &Error{Code: RateLimited, API: req.api, Errcode: http.StatusTooManyRequests, RetryAfter: retryAfter(resp.Header),
+			Message: "the platform is limiting how often this call can be made; wait a minute and try again"}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, "http_status", unavailable(req.api, fmt.Sprintf("the platform answered HTTP %d; try again later", resp.StatusCode))
 	}
-	if len(body) > maxResponseBytes {
+	if len(answer) > maxResponseBytes {
 		return nil, "bad_answer", unavailable(req.api, "the platform's answer is implausibly large; try again later")
 	}
-	return body, "", nil
+	return answer, "", nil
+}
+
+// retryAfter reads an HTTP 429's Retry-After (seconds), bounded to an
+// hour; rateLimitRetryAfter when there is none.
+func retryAfter(h http.Header) time.Duration {
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s > 0 {
+		return min(time.Duration(s)*time.Second, time.Hour)
+	}
+	return rateLimitRetryAfter
+}
+
+// withTokenField returns the JSON object body with the field name set to
+// token, for the APIs that take the access_token in the body (Douyin's
+// image check). body is an object this package encoded.
+func withTokenField(body []byte, name, token string) []byte {
+	field, _ := json.Marshal(map[string]string{name: token}) // plain strings: cannot fail
+	rest := bytes.TrimSpace(body)
+	if len(rest) < 2 || rest[0] != '{' {
+		return field
+	}
+	if rest = bytes.TrimSpace(rest[1:]); len(rest) == 1 { // "}": an empty object
+		return field
+	}
+	out := append(field[:len(field)-1:len(field)-1], ',')
+	return append(out, rest...)
 }
 
 // interruptedOutcome is Exchange.Outcome for a call whose context ended.

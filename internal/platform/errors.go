@@ -53,6 +53,11 @@ type Error struct {
 	// removed. It carries the platform's request id ("rid: ..."), which its
 	// support asks for, so it belongs in logs rather than in answers.
 	Errmsg string
+
+	// tokenRefused: the API refused the access_token the call carried
+	// (not the call itself), so a Service sends it once more with a
+	// fresh token.
+	tokenRefused bool
 }
 
 // Error describes the failure for logs. It never contains the app secret, an
@@ -118,8 +123,28 @@ func errcodeError(api string, errcode int, errmsg string, own map[int]failure, s
 		f, ok = commonFailures[errcode]
 	}
 	if !ok {
-		f = failure{Unavailable, fmt.Sprintf("the platform answered with errcode %d, which wxauth does not know; try again later", errcode)}
+		f = unknownErrcode(errcode)
 	}
+	return newError(api, errcode, errmsg, f, secrets...)
+}
+
+// tableError is errcodeError for the platforms whose numbers mean
+// something else than WeChat's (Douyin, Baidu): only the API's own table.
+func tableError(api string, errcode int, errmsg string, own map[int]failure, secrets ...string) *Error {
+	f, ok := own[errcode]
+	if !ok {
+		f = unknownErrcode(errcode)
+	}
+	return newError(api, errcode, errmsg, f, secrets...)
+}
+
+func unknownErrcode(errcode int) failure {
+	return failure{Unavailable, fmt.Sprintf("the platform answered with error %d, which wxauth does not know; try again later", errcode)}
+}
+
+// newError is the Error of failure f for the platform's error number
+// errcode and text errmsg, from which secrets are removed.
+func newError(api string, errcode int, errmsg string, f failure, secrets ...string) *Error {
 	e := &Error{Code: f.code, API: api, Errcode: errcode, Message: f.message, Errmsg: scrubErrmsg(errmsg, secrets...)}
 	if f.code == RateLimited {
 		e.RetryAfter = rateLimitRetryAfter

@@ -16,6 +16,9 @@ func TestKinds(t *testing.T) {
 		{"QQ", QQ, "https://api.q.qq.com", "qq-miniprogram"},
 		{"wechat-web", WeChatWeb, "https://api.weixin.qq.com", "wechat-web"},
 		{"wechat-qr", WeChatQR, "https://api.weixin.qq.com", "wechat-web"},
+		{"douyin", Douyin, "https://developer.toutiao.com", "douyin-miniprogram"},
+		{"Alipay", Alipay, "https://openapi.alipay.com", "alipay-miniprogram"},
+		{"baidu", Baidu, "https://spapi.baidu.com", "baidu-miniprogram"},
 	}
 	for _, tt := range tests {
 		k, err := ParseKind(tt.in)
@@ -39,7 +42,7 @@ func TestParseKindRejects(t *testing.T) {
 			t.Errorf("ParseKind(%q) succeeded", in)
 			continue
 		}
-		for _, valid := range []string{"wechat", "qq", "wechat-web", "wechat-qr"} {
+		for _, valid := range []string{"wechat", "qq", "wechat-web", "wechat-qr", "douyin", "alipay", "baidu"} {
 			if !strings.Contains(err.Error(), valid) {
 				t.Errorf("ParseKind(%q) error %q does not list %q", in, err, valid)
 			}
@@ -51,9 +54,19 @@ func TestParseKindRejects(t *testing.T) {
 }
 
 func TestIsWeb(t *testing.T) {
-	for k, want := range map[Kind]bool{WeChat: false, QQ: false, "": false, WeChatWeb: true, WeChatQR: true, "nope": false} {
+	for k, want := range map[Kind]bool{WeChat: false, QQ: false, "": false, WeChatWeb: true, WeChatQR: true, "nope": false,
+		Douyin: false, Alipay: false, Baidu: false} {
 		if got := k.IsWeb(); got != want {
 			t.Errorf("Kind(%q).IsWeb() = %v, want %v", k, got, want)
+		}
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	for k, want := range map[Kind][2]bool{WeChat: {true, true}, QQ: {true, true}, Douyin: {true, true},
+		Alipay: {false, false}, Baidu: {false, false}} {
+		if got := [2]bool{k.ChecksImages(), k.HasEncryptedUserData()}; got != want {
+			t.Errorf("%s: ChecksImages, HasEncryptedUserData = %v, want %v", k, got, want)
 		}
 	}
 }

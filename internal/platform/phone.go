@@ -113,9 +113,8 @@ var phoneFailures = map[int]failure{
 // call.
 func (s *Service) PhoneNumber(ctx context.Context, app App, code string) (*Phone, error) {
 	switch {
-	case app.Kind == QQ:
-		return nil, &Error{Code: Unsupported, API: phoneAPI,
-			Message: "QQ mini programs have no phone-number API; ask the user for the number another way"}
+	case app.Kind == QQ, app.Kind == Alipay, app.Kind == Baidu:
+		return nil, &Error{Code: Unsupported, API: phoneAPI, Message: noPhoneAPI(app.Kind)}
 	case code == "":
 		return nil, &Error{Code: InvalidCode, API: phoneAPI,
 			Message: "no phone code was sent; post the code from the getPhoneNumber button " +
@@ -125,6 +124,9 @@ func (s *Service) PhoneNumber(ctx context.Context, app App, code string) (*Phone
 			Message: "the phone code is malformed; " + phoneCodeFromButton + ": ask the user to tap the button again and post the new code"}
 	}
 
+	if app.Kind == Douyin {
+		return s.douyinPhoneNumber(ctx, app, code)
+	}
 	req := jsonRequest(request{
 		api:      phoneAPI,
 		path:     "/wxa/business/getuserphonenumber",
@@ -142,20 +144,42 @@ func (s *Service) PhoneNumber(ctx context.Context, app App, code string) (*Phone
 	if info == nil {
 		return nil, unavailable(phoneAPI, "the platform answered without phone_info; try again later")
 	}
-	countryCode, ok := parseCountryCode(info.CountryCode)
-	phoneNumber := info.PhoneNumber
+	return checkedPhone(info.PhoneNumber, info.PurePhoneNumber, info.CountryCode)
+}
+
+// checkedPhone is the Phone of a platform's answer, or the error for one
+// that does not look like a number.
+func checkedPhone(phoneNumber, pure string, rawCountryCode json.RawMessage) (*Phone, error) {
+	countryCode, ok := parseCountryCode(rawCountryCode)
 	if phoneNumber == "" {
-		phoneNumber = info.PurePhoneNumber // what CN numbers look like anyway
+		phoneNumber = pure // what CN numbers look like anyway
 	}
 	switch {
-	case !validPureNumber(info.PurePhoneNumber):
+	case !validPureNumber(pure):
 		return nil, unavailable(phoneAPI, "the platform answered without a valid purePhoneNumber; try again later")
 	case !validPhoneNumber(phoneNumber):
 		return nil, unavailable(phoneAPI, "the platform answered without a valid phoneNumber; try again later")
 	case !ok:
 		return nil, unavailable(phoneAPI, "the platform answered with a malformed countryCode; try again later")
 	}
-	return &Phone{PhoneNumber: phoneNumber, PurePhoneNumber: info.PurePhoneNumber, CountryCode: countryCode}, nil
+	return &Phone{PhoneNumber: phoneNumber, PurePhoneNumber: pure, CountryCode: countryCode}, nil
+}
+
+// noPhoneAPI says why an app of kind cannot trade a phone code.
+func noPhoneAPI(kind Kind) string {
+	switch kind {
+	case Alipay:
+		// my.getPhoneNumber gives the client a response AES-encrypted with
+		// the app's content key, not a code for the server to trade.
+		return "Alipay mini programs have no server API that trades a code for the phone number " +
+			"(my.getPhoneNumber gives the mini program encrypted data, which wxauth does not decrypt); " +
+			"ask the user for the number another way"
+	case Baidu:
+		return "Baidu smart programs have no server API that trades a code for the phone number " +
+			"(the getPhoneNumber button gives encrypted data, which wxauth does not decrypt); " +
+			"ask the user for the number another way"
+	}
+	return "QQ mini programs have no phone-number API; ask the user for the number another way"
 }
 
 // parseCountryCode reads countryCode sent as a string ("86", "+86") or a

@@ -78,6 +78,14 @@ func (s *Service) CheckText(ctx context.Context, app App, openid, content string
 	if content == "" {
 		return Verdict{Suggest: SuggestPass}, nil
 	}
+	switch app.Kind {
+	case Douyin:
+		return s.douyinCheckText(ctx, app, content)
+	case Alipay:
+		return s.client().alipayCheckText(ctx, app, content)
+	case Baidu:
+		return s.baiduCheckText(ctx, app, content)
+	}
 	isQQ := app.Kind == QQ
 	req := request{failures: textCheckFailures, answers: []int{errcodeRisky}}
 	if isQQ {
@@ -115,8 +123,17 @@ func (s *Service) CheckText(ctx context.Context, app App, openid, content string
 }
 
 // CheckImage asks the platform whether image (an avatar, JPEG, PNG, WebP or
-// GIF) may be shown. It is sent as the multipart file "media".
+// GIF) may be shown. It is sent as the multipart file "media" (Douyin: as
+// base64 in JSON). A platform without an image check (Kind.ChecksImages)
+// gets Unsupported, without a call.
 func (s *Service) CheckImage(ctx context.Context, app App, image []byte) (Verdict, error) {
+	if !app.Kind.ChecksImages() {
+		return Verdict{}, &Error{Code: Unsupported, API: "image_check",
+			Message: app.Kind.Name() + " has no image content check for mini programs"}
+	}
+	if app.Kind == Douyin && len(image) > 0 {
+		return s.douyinCheckImage(ctx, app, image)
+	}
 	req := request{answers: []int{errcodeRisky}}
 	var fields [][2]string
 	if app.Kind == QQ {

@@ -13,9 +13,9 @@ import (
 // fetch earlier than that only gets the same token back.
 const DefaultRefreshMargin = 5 * time.Minute
 
-// tokenRejected are the errcodes with which an API refuses the access_token
-// itself (40001 invalid, 42001 expired, 40014 malformed): the call was not
-// accepted, so it can be sent again with a fresh token.
+// tokenRejected are the errcodes with which a WeChat or QQ API refuses the
+// access_token itself (40001 invalid, 42001 expired, 40014 malformed): the
+// call was not accepted, so it can be sent again with a fresh token.
 var tokenRejected = map[int]bool{40001: true, 40014: true, 42001: true}
 
 // Service calls the platform APIs that need an app's access_token: content
@@ -47,18 +47,42 @@ type Service struct {
 // (as a hash, so the cache does not hold the secret): after a reload with a
 // new secret, the old secret's token is not reused.
 type tokenKey struct {
-	family     Kind // WeChat for every WeChat kind, which share the token API
+	source     string // the token API, which every WeChat kind shares
 	appid      string
 	apiBase    string
 	secretHash [sha256.Size]byte
 }
 
 func newTokenKey(app App) tokenKey {
-	family := WeChat
-	if app.Kind == QQ {
-		family = QQ
+	return newSourceKey(app, appTokenSource(app))
+}
+
+func newSourceKey(app App, src tokenSource) tokenKey {
+	return tokenKey{source: src.api, appid: app.AppID, apiBase: app.apiBase(), secretHash: sha256.Sum256([]byte(app.Secret))}
+}
+
+// tokenSource is a platform API that issues an app's access_token.
+type tokenSource struct {
+	api   string // the name errors give it, e.g. "stable_token"
+	fetch func(c *Client, ctx context.Context, app App) (token string, expiresIn time.Duration, err error)
+}
+
+// appTokenSource is the token API of app's platform: stable_token (in its
+// normal mode, even after an API refused the token: it gives whatever token
+// the platform holds as current, so it picks up a token someone else
+// refreshed, and it never invalidates the token the other nodes are using;
+// a forced refresh would, and the platform allows only a few a day), QQ's
+// getToken, Douyin's and Baidu's own.
+func appTokenSource(app App) tokenSource {
+	switch app.Kind {
+	case Douyin:
+		return douyinTokenSource
+	case Baidu:
+		return baiduTokenSource
 	}
-	return tokenKey{family: family, appid: app.AppID, apiBase: app.apiBase(), secretHash: sha256.Sum256([]byte(app.Secret))}
+	return tokenSource{api: tokenAPI(app), fetch: func(c *Client, ctx context.Context, app App) (string, time.Duration, error) {
+		return c.StableToken(ctx, app, false)
+	}}
 }
 
 // cachedToken is a token and when to stop using it.
@@ -96,11 +120,12 @@ func (s *Service) now() time.Time {
 // result. A caller whose ctx ends stops waiting, but the fetch goes on for
 // the others, bounded by the Client's timeout. A failed fetch is not cached.
 func (s *Service) AccessToken(ctx context.Context, app App) (string, error) {
-	return s.accessToken(ctx, app, newTokenKey(app))
+	src := appTokenSource(app)
+	return s.accessToken(ctx, app, src, newSourceKey(app, src))
 }
 
-func (s *Service) accessToken(ctx context.Context, app App, key tokenKey) (string, error) {
-	api := tokenAPI(app)
+func (s *Service) accessToken(ctx context.Context, app App, src tokenSource, key tokenKey) (string, error) {
+	api := src.api
 	if ctx.Err() != nil {
 		return "", interrupted(api, ctx, s.client().timeout())
 	}
@@ -119,7 +144,7 @@ func (s *Service) accessToken(ctx context.Context, app App, key tokenKey) (strin
 		s.flights[key] = f
 		// The fetch outlives this caller's cancellation (other callers may
 		// be waiting for it) but keeps its values, e.g. for tracing.
-		go s.fetch(context.WithoutCancel(ctx), app, key, f)
+		go s.fetch(context.WithoutCancel(ctx), app, src, key, f)
 	}
 	s.mu.Unlock()
 
@@ -137,7 +162,7 @@ func (s *Service) accessToken(ctx context.Context, app App, key tokenKey) (strin
 
 // fetch runs one flight: it fetches the token, caches it, and releases the
 // waiters.
-func (s *Service) fetch(ctx context.Context, app App, key tokenKey, f *tokenFlight) {
+func (s *Service) fetch(ctx context.Context, app App, src tokenSource, key tokenKey, f *tokenFlight) {
 	// The token's lifetime is counted from before the request: the token
 	// cannot have been issued earlier, so it never outlives our estimate.
 	start := s.now()
@@ -151,16 +176,11 @@ func (s *Service) fetch(ctx context.Context, app App, key tokenKey, f *tokenFlig
 		// panic (a broken RoundTripper) becomes an error rather than killing
 		// the node from this goroutine.
 		if p := recover(); p != nil {
-			err = unavailable(tokenAPI(app), "wxauth failed while fetching the app's access_token; try again later")
+			err = unavailable(src.api, "wxauth failed while fetching the app's access_token; try again later")
 		}
-		s.finish(key, f, tokenAPI(app), start, token, expiresIn, err)
+		s.finish(key, f, src.api, start, token, expiresIn, err)
 	}()
-	// Normal mode (force_refresh false), even after an API refused the
-	// token: it gives whatever token the platform holds as current, so it
-	// picks up a token someone else refreshed, and it never invalidates the
-	// token the other nodes are using. A forced refresh would, and the
-	// platform allows only a few a day.
-	token, expiresIn, err = s.client().StableToken(ctx, app, false)
+	token, expiresIn, err = src.fetch(s.client(), ctx, app)
 }
 
 // finish caches the flight's result (unless it failed), publishes it to the
@@ -221,16 +241,22 @@ func (s *Service) dropToken(key tokenKey, token string) {
 // accept the call, so it is sent once more with a fresh token, even a billed
 // one; a second refusal fails with Unavailable.
 func (s *Service) call(ctx context.Context, app App, req request, out any) error {
-	key := newTokenKey(app)
+	return s.callWith(ctx, app, appTokenSource(app), req, out)
+}
+
+// callWith is call with the token of src (Douyin's phone API takes a
+// client_token rather than the app's access_token).
+func (s *Service) callWith(ctx context.Context, app App, src tokenSource, req request, out any) error {
+	key := newSourceKey(app, src)
 	for attempt := 1; ; attempt++ {
-		token, err := s.accessToken(ctx, app, key)
+		token, err := s.accessToken(ctx, app, src, key)
 		if err != nil {
 			return err
 		}
 		req.accessToken = token
 		err = s.client().call(ctx, app, req, out)
 		e := AsError(err)
-		if e == nil || !tokenRejected[e.Errcode] {
+		if e == nil || !e.tokenRefused {
 			return err
 		}
 		s.dropToken(key, token)

@@ -86,17 +86,7 @@ func (c *Client) StableToken(ctx context.Context, app App, forceRefresh bool) (t
 
 	// The token goes into URLs and the cache: a success that does not look
 	// like one is garbage.
-	switch {
-	case !validToken(answer.AccessToken):
-		return "", 0, unavailable(api, "the platform answered without a valid access_token; try again later")
-	case answer.ExpiresIn <= 0:
-		return "", 0, unavailable(api, "the platform answered without a valid expires_in; try again later")
-	}
-	expiresIn = maxTokenLifetime
-	if answer.ExpiresIn < int64(maxTokenLifetime/time.Second) {
-		expiresIn = time.Duration(answer.ExpiresIn) * time.Second
-	}
-	return answer.AccessToken, expiresIn, nil
+	return checkedToken(api, answer.AccessToken, answer.ExpiresIn)
 }
 
 // validToken reports whether s is a plausible access_token: non-empty, at

@@ -13,9 +13,11 @@ import (
 // retried or double-tapped code logs the same user in again without asking
 // the platform, which would answer 40163 for a second exchange.
 type CodeRecord struct {
-	AppID   string    `json:"appid"`
-	OpenID  string    `json:"openid"`
-	UnionID string    `json:"unionid,omitempty"`
+	AppID   string `json:"appid"`
+	OpenID  string `json:"openid"`
+	UnionID string `json:"unionid,omitempty"`
+	// IDType is which of Alipay's ids OpenID is (platform.Session.IDType).
+	IDType  string    `json:"id_type,omitempty"`
 	Expires time.Time `json:"expires"`
 }
 

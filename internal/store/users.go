@@ -24,6 +24,11 @@ type User struct {
 	UnionID string   `json:"unionid,omitempty"`
 	Profile *Profile `json:"profile,omitempty"`
 
+	// IDType says which of its ids the platform gave as OpenID, where it
+	// has more than one kind: Alipay's "open_id" or (older apps)
+	// "user_id". "" everywhere else.
+	IDType string `json:"id_type,omitempty"`
+
 	// Phone is set once the user shared their number (POST /wx/phone).
 	Phone *PhoneNumber `json:"phone,omitempty"`
 
