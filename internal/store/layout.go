@@ -20,7 +20,7 @@ import (
 //	wxauth/users/<t2>/<appid>/<openid>.json             users (t2: 2 characters of the user's tag)
 //	wxauth/sessions/<t2>/<tag>/<id>.json                sessions, a folder per user
 //	wxauth/expiry/<hour>/<appid>.<openid>.json          an entry per user, in the hour the sweep is to look at them
-//	wxauth/codes/<hour>/<hash>.json                     codes and web states, in the hour they were made
+//	wxauth/codes/<hour>/<hash>.json                     codes, web states, scan tickets and their images, in the hour they were made
 //	wxauth/revoked/<10s>/<id>.<until>.json              revocations, in the 10 seconds they were made in, until (Unix seconds) in the name
 //	wxauth/layout.json                                  the layout version, once records of older layouts are moved
 //
