@@ -4,9 +4,9 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { createClient, WxAuthError } from '../src/index.js'
+import { createClient } from '../src/index.js'
 import { fakeWx } from './fakewx.mjs'
-import { startGateway, startUpstream } from './harness.mjs'
+import { rejects, startGateway, startUpstream } from './harness.mjs'
 
 const APP = 'wxclientscan00001'
 let upstream, gw, base
@@ -50,17 +50,6 @@ async function website() {
       return { status: w.status, body: await w.json(), cookies: w.headers.getSetCookie() }
     },
   }
-}
-
-async function rejects(promise, code) {
-  try {
-    await promise
-  } catch (e) {
-    assert.ok(e instanceof WxAuthError, `not a WxAuthError: ${e && e.stack}`)
-    assert.equal(e.code, code, `code: ${e.code} (${e.message})`)
-    return e
-  }
-  assert.fail(`resolved; wanted a ${code} rejection`)
 }
 
 gwTest('scan.scanned and scan.confirm log the website in as the mini program\'s user', async () => {

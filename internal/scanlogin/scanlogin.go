@@ -15,7 +15,6 @@ package scanlogin
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -26,6 +25,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/token"
 )
 
 // TicketLifetime is how long a ticket may wait to be confirmed.
@@ -458,15 +458,4 @@ func sameBrowser(t *store.ScanTicket, browserKey string) bool {
 }
 
 // randomToken is 32 random characters of [A-Za-z0-9].
-func randomToken() (string, error) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	var b [ticketLength]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	for i := range b {
-		// 256 = 4*62 + 8: the slight bias costs well under a bit of 190.
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:]), nil
-}
+func randomToken() (string, error) { return token.RandomAlnum(ticketLength) }
