@@ -24,7 +24,7 @@ const scanApps = `
 			scan_login
 		}
 		api_base {api_base}
-		platform_timeout 1s
+		platform_timeout 5s # the fake draws a real QR code: slow under -race on a busy machine
 `
 
 // scanBrowser is a website's page: its scan cookie and its ticket.
