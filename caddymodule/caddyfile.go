@@ -36,6 +36,7 @@ func parseCaddyfile(helper httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 //	        content_check on|off
 //	        private_key <pem>              # alipay, douyin; e.g. {file./etc/wxauth/app.pem}
 //	        alipay_public_key <pem>        # alipay
+//	        scan_login [<page> [release|trial|develop]]
 //	    }
 //	    sandbox
 //	    api_base <url>
@@ -160,6 +161,21 @@ func unmarshalApp(d *caddyfile.Dispenser) (AppConfig, error) {
 		case "scope":
 			if err = oneArg(d, &app.Scope); err == nil && app.Scope != platform.ScopeBase && app.Scope != platform.ScopeUserInfo {
 				err = d.Errf("app %s: scope %q: want snsapi_base or snsapi_userinfo", app.AppID, app.Scope)
+			}
+		case "scan_login":
+			args := d.RemainingArgs()
+			if len(args) > 2 {
+				return app, d.Errf("app %s: scan_login takes at most a page and an env_version, such as scan_login pages/scan/index trial", app.AppID)
+			}
+			app.ScanLogin = &ScanLogin{}
+			if len(args) > 0 {
+				app.ScanLogin.Page = args[0]
+			}
+			if len(args) > 1 {
+				app.ScanLogin.EnvVersion = args[1]
+			}
+			if err = app.ScanLogin.check(); err != nil {
+				err = d.Errf("app %s: %v", app.AppID, err)
 			}
 		case "content_check":
 			var v string

@@ -34,6 +34,7 @@ const everyOption = `wxauth {
 		platform wechat
 		api_base https://api.weixin.qq.com
 		content_check off
+		scan_login pages/scan/index trial
 	}
 	app wxweb0000000001 {
 		secret "a secret with spaces"

@@ -156,6 +156,37 @@ type AppConfig struct {
 	// the console, not the app's own), best given as {file./path}: every
 	// answer's signature is checked with it. Alipay apps only; required.
 	AlipayPublicKey string `json:"alipay_public_key,omitempty"`
+	// ScanLogin turns on website login by scanning this WeChat mini
+	// program's own code (POST <endpoints>/scan and the rest).
+	ScanLogin *ScanLogin `json:"scan_login,omitempty"`
+}
+
+// ScanLogin is the mini-program code a website shows for scan login: the
+// page of the mini program it opens, with the ticket as its scene.
+type ScanLogin struct {
+	// Page is the mini-program page, such as pages/scan/index (no
+	// leading "/", no query). Default: the app's home page.
+	Page string `json:"page,omitempty"`
+	// EnvVersion is the version the code opens: release (the default),
+	// trial or develop.
+	EnvVersion string `json:"env_version,omitempty"`
+}
+
+// check finds the mistakes of a scan_login line.
+func (sl *ScanLogin) check() error {
+	switch {
+	case strings.HasPrefix(sl.Page, "/"):
+		return fmt.Errorf("scan_login page %q: write it without the leading '/', such as pages/scan/index", sl.Page)
+	case strings.ContainsAny(sl.Page, "?#% \t"):
+		return fmt.Errorf("scan_login page %q: a page path only, without a query (the ticket is the code's scene)", sl.Page)
+	case len(sl.Page) > 128:
+		return fmt.Errorf("scan_login page %q is too long", sl.Page)
+	}
+	switch sl.EnvVersion {
+	case "", platform.EnvRelease, platform.EnvTrial, platform.EnvDevelop:
+		return nil
+	}
+	return fmt.Errorf("scan_login env_version %q: want release, trial or develop", sl.EnvVersion)
 }
 
 // webScope is the OAuth scope a web app asks for: snsapi_login for QR
@@ -198,6 +229,14 @@ func (ac AppConfig) check(sandbox bool) error {
 	}
 	if err := ac.checkKeys(kind, sandbox); err != nil {
 		return fmt.Errorf("app %s: %w", ac.AppID, err)
+	}
+	if ac.ScanLogin != nil {
+		if kind != platform.WeChat {
+			return fmt.Errorf("app %s: scan_login needs a WeChat mini program (platform wechat): only they have mini-program codes", ac.AppID)
+		}
+		if err := ac.ScanLogin.check(); err != nil {
+			return fmt.Errorf("app %s: %w", ac.AppID, err)
+		}
 	}
 	if !sandbox && ac.Secret == "" && kind != platform.Alipay {
 		return fmt.Errorf("app %s has no secret; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID)

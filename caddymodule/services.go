@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/avatar"
@@ -21,6 +23,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/profile"
 	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
+	"github.com/wxauth/caddy-wxauth/internal/scanlogin"
 	"github.com/wxauth/caddy-wxauth/internal/store"
 	"github.com/wxauth/caddy-wxauth/internal/token"
 	"github.com/wxauth/caddy-wxauth/internal/weblogin"
@@ -94,6 +97,8 @@ func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []func() error
 	c.Web = &weblogin.Flow{Apps: apps.Web(), Scopes: apps.WebScopes(), Lookup: apps.Lookup, Store: records,
 		Platform: ps.Client, Logins: c.Logins, Profiles: c.Profiles, Sandbox: h.Sandbox}
 	c.Handoff = &handoff.Service{Store: records, Logins: c.Logins, Apps: apps.Lookup}
+	c.Scan = &scanlogin.Flow{Apps: scanApps(h, apps), Lookup: apps.Lookup, Store: records, Codes: ps, Logins: c.Logins}
+	c.Shutdown = serverShutdown(ctx)
 	api, err = httpapi.New(c)
 	return api, held, err
 }
@@ -192,6 +197,35 @@ func platformNotes(h *Handler) []string {
 		}
 	}
 	return notes
+}
+
+// scanApps are the apps with scan_login, in configuration order.
+func scanApps(h *Handler, apps *httpapi.Apps) []scanlogin.App {
+	var list []scanlogin.App
+	for _, ac := range h.Apps {
+		if ac.ScanLogin == nil {
+			continue
+		}
+		app, _ := apps.Lookup(ac.AppID)
+		list = append(list, scanlogin.App{App: app, Page: ac.ScanLogin.Page, EnvVersion: ac.ScanLogin.EnvVersion})
+	}
+	return list
+}
+
+// serverShutdown is closed when the server this handler is provisioned in
+// begins to shut down: a reload or a stop. Long polls (the scan login's
+// wait) answer then, so that Caddy, which waits for every request to end
+// before the old config is gone, is not kept waiting for them. Outside an
+// HTTP server (not seen in practice) it is nil: never closed.
+func serverShutdown(ctx caddy.Context) <-chan struct{} {
+	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if !ok || srv == nil {
+		return nil
+	}
+	ch := make(chan struct{})
+	var once sync.Once
+	srv.RegisterOnShutdown(func() { once.Do(func() { close(ch) }) })
+	return ch
 }
 
 // loadCodec is the token codec: HS256 with signing_key, else Ed25519 with

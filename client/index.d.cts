@@ -141,6 +141,24 @@ export interface Client {
    * web-view.
    */
   webviewURL(pageURL: string): Promise<string>
+  /** Scan login, on the page a website's mini-program code opens. */
+  scan: ScanLogin
+}
+
+/**
+ * A website's scan login, from the mini-program page its code opens.
+ * `scene` is that page's `onLoad(query)` `query.scene` (URI-encoded as it
+ * arrives, or decoded). Each call is made as the logged-in user, logging
+ * in first when there is no session; a refused ticket (used, expired,
+ * canceled, another user's or another app's) rejects with `invalid_code`.
+ */
+export interface ScanLogin {
+  /** POST /wx/scan/scanned: the page opened; the website says "confirm on your phone". */
+  scanned(scene: string): Promise<void>
+  /** POST /wx/scan/confirm: the user tapped "log in"; the website's browser gets a session of this user. */
+  confirm(scene: string): Promise<void>
+  /** POST /wx/scan/cancel: the user tapped "cancel". */
+  cancel(scene: string): Promise<void>
 }
 
 export declare function createClient(options: ClientOptions): Client

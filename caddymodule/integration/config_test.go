@@ -54,6 +54,10 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 			api_base https://api.example.test
 			content_check off
 		}
+		app wxadapt000000002 {
+			secret {env.WX_SECRET}
+			scan_login pages/scan/index develop
+		}
 		endpoints /auth
 		avatar_base https://cdn.example.test/wx/avatar/
 		optional
@@ -76,6 +80,7 @@ func TestCaddyAdaptProducesTheHandler(t *testing.T) {
 		`"content_check":false`, `"avatar_base":"https://cdn.example.test/wx/avatar/"`,
 		`"rate_limit":{"requests":20,"window":10000000000}`, `"platform_concurrency":4`,
 		`"refresh_grace":0`, `"trusted_origins":["https://shop.example.test","http://127.0.0.1:8081"]`,
+		`"scan_login":{"env_version":"develop","page":"pages/scan/index"}`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("adapted JSON lacks %s:\n%s", want, s)
@@ -113,6 +118,7 @@ func TestCaddyValidateAcceptsGoodConfigs(t *testing.T) {
 		"limit off":      "app wxgood00000001\nsandbox\nrate_limit off",
 		"grace":          "app wxgood00000001\nsandbox\nrefresh_grace 1m\ntrusted_origins https://a.example.test\ntrusted_origins http://[::1]:8080",
 		"grace off":      "app wxgood00000001\nsandbox\nrefresh_grace 0",
+		"scan login":     "app wxgood00000001 {\nscan_login\n}\napp wxgood00000002 {\nscan_login pages/scan/index trial\n}\nsandbox",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := validate(t, site(t, block)); err != nil {
@@ -160,6 +166,12 @@ func TestCaddyValidateRejectsBadConfigs(t *testing.T) {
 		{"origin without a scheme", "app wxbad000000001\nsandbox\ntrusted_origins a.example.test", "not an origin"},
 		{"origin uppercase", "app wxbad000000001\nsandbox\ntrusted_origins HTTPS://a.example.test", "not an origin"},
 		{"trusted_origins empty", "app wxbad000000001\nsandbox\ntrusted_origins", "at least one origin"},
+		{"scan_login on a web app", "app wxbad000000001 {\nplatform wechat-qr\nscan_login\n}\nsandbox", "scan_login needs a WeChat mini program"},
+		{"scan_login on QQ", "app wxbad000000001 {\nplatform qq\nscan_login\n}\nsandbox", "scan_login needs a WeChat mini program"},
+		{"scan_login page with /", "app wxbad000000001 {\nscan_login /pages/scan/index\n}\nsandbox", "leading '/'"},
+		{"scan_login page with a query", "app wxbad000000001 {\nscan_login pages/scan/index?x=1\n}\nsandbox", "without a query"},
+		{"scan_login env_version", "app wxbad000000001 {\nscan_login pages/scan/index beta\n}\nsandbox", "release, trial or develop"},
+		{"scan_login too many", "app wxbad000000001 {\nscan_login a trial b\n}\nsandbox", "at most a page"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := validate(t, site(t, tc.block))

@@ -19,7 +19,12 @@ import (
 // TestNoSecretInLogsOrAnswers drives every endpoint and failure at debug
 // level, then looks for every secret in the log and in every answer.
 func TestNoSecretInLogsOrAnswers(t *testing.T) {
-	g := startGateway(t, gatewayConfig{Block: webApps + hs256Line})
+	// The mini program also logs websites in by scanning its code.
+	withScan := strings.Replace(webApps, "secret {env."+secretEnv+"}\n", "secret {env."+secretEnv+"}\n\t\t\tscan_login\n", 1)
+	if withScan == webApps {
+		t.Fatal("no scan_login in the test's config")
+	}
+	g := startGateway(t, gatewayConfig{Block: withScan + hs256Line})
 
 	var answers []string
 	keep := func(r *response) { answers = append(answers, string(r.Body)+headerText(r.Header)) }
@@ -96,6 +101,28 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		t.Fatal("the web login fetched no platform token; the test proves nothing")
 	}
 
+	// Scan login: a ticket and its code (made with the app's
+	// access_token), the mini program's steps, the browser's wait and its
+	// session, and the refusals.
+	sb := g.scanStart(nil, nil)
+	keep(g.do(http.MethodGet, sb.qrURL, nil))
+	keep(g.scanStep("scanned", sb.ticket, r2.AccessToken))
+	keep(g.scanStep("confirm", sb.ticket, r2.AccessToken+"x"))
+	keep(g.scanStep("confirm", sb.ticket, r2.AccessToken))
+	scanned := sb.wait("scanned") // issues the session's cookies: not kept
+	keep(sb.wait(""))
+	keep(g.do(http.MethodGet, "/wx/scan/wait?ticket="+sb.ticket, nil, "Cookie", "wxauth_scan=forged"))
+	keep(g.do(http.MethodGet, "/wx/scan/NoSuchTicketNoSuchTicketNoSuch00.png", nil))
+	scanCookies := []string{sb.cookie.Value}
+	for _, name := range []string{"wxauth_token", "wxauth_refresh"} {
+		c := cookies(scanned)[name]
+		if c == nil {
+			t.Fatalf("the scan login set no %s: %d %s", name, scanned.Status, scanned.Body)
+		}
+		scanCookies = append(scanCookies, c.Value)
+	}
+	keep(g.do(http.MethodGet, "/orders", nil, "Cookie", "wxauth_token="+scanCookies[1]))
+
 	g.Platform.AddApp(testAppID, "another-secret") // now the secret is wrong
 	keep(g.postJSON("/wx/login", map[string]string{"code": "lee"}))
 
@@ -132,6 +159,9 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 	for i, c := range webCookies {
 		secrets["web cookie (token, state) "+string(rune('a'+i))] = c
 	}
+	for i, c := range scanCookies {
+		secrets["scan cookie (browser key, token, refresh) "+string(rune('a'+i))] = c
+	}
 	for what, tok := range map[string]string{"refreshed access token": r2.AccessToken, "refreshed refresh token": r2.RefreshToken,
 		"logged-out access token": s3.AccessToken, "logged-out refresh token": s3.RefreshToken} {
 		secrets[what] = tok
@@ -142,12 +172,16 @@ func TestNoSecretInLogsOrAnswers(t *testing.T) {
 		t.Fatalf("the log captured nothing useful:\n%s", logs)
 	}
 	for _, msg := range []string{`"msg":"login"`, `"msg":"profile updated"`, `"msg":"phone number stored"`,
-		`"msg":"refresh"`, `"msg":"logout"`, `"source":"wechat-web"`} {
+		`"msg":"refresh"`, `"msg":"logout"`, `"source":"wechat-web"`, `"msg":"scan"`, `"flow":"scan"`} {
 		if !strings.Contains(logs, msg) {
 			t.Errorf("no %s line in the log", msg)
 		}
 	}
 	assertPhoneNotLogged(t, logs, "13800138000")
+	// A ticket is in its code and its answers, never in a log line.
+	if strings.Contains(logs, sb.ticket) {
+		t.Error("the scan ticket is in the log")
+	}
 	assertSecretsNowhere(t, secrets, logs, answers, nil)
 	// The login answer carries its own tokens and nothing else secret.
 	login := g.postJSON("/wx/login", map[string]string{"code": "kim2"})

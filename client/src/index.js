@@ -406,7 +406,24 @@ function createClient(options) {
       '&next=' + encodeURIComponent(next)
   }
 
-  return { request, login, me, updateProfile, savePhone, logout, webviewURL }
+  // ---- scan login: the mini-program page a website's code opens ----
+
+  // scanStep tells the gateway, as the logged-in user (logging in first
+  // when there is no session), what became of a website's scan login
+  // ticket: the scene the page was opened with.
+  async function scanStep(step, scene) {
+    const ticket = sceneTicket(scene)
+    const res = await authorized((tok) => send('POST', '/scan/' + step, { ticket }, tok))
+    if (res.statusCode !== 204) throw errorOf(res)
+  }
+
+  const scan = {
+    scanned: (scene) => scanStep('scanned', scene),
+    confirm: (scene) => scanStep('confirm', scene),
+    cancel: (scene) => scanStep('cancel', scene),
+  }
+
+  return { request, login, me, updateProfile, savePhone, logout, webviewURL, scan }
 }
 
 // ---- helpers without state ----
@@ -469,6 +486,21 @@ function withBearer(headers, token) {
   }
   out.Authorization = 'Bearer ' + token
   return out
+}
+
+// sceneTicket is the ticket in a page's scene: onLoad's query.scene
+// arrives URI-encoded (a ticket has nothing to encode, but a decoded one
+// is taken too).
+function sceneTicket(scene) {
+  if (typeof scene !== 'string' || !scene) {
+    throw new WxAuthError('invalid_request', 'scan: pass the page\'s scene (onLoad(query) gives query.scene)')
+  }
+  if (scene.indexOf('%') < 0) return scene
+  try {
+    return decodeURIComponent(scene)
+  } catch (_) {
+    return scene
+  }
 }
 
 function sleep(ms) {

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 
 import { createClient, WxAuthError } from '../src/index.js'
 import { fakeWx } from './fakewx.mjs'
-import { startGateway, startUpstream, writeTinyPNG } from './harness.mjs'
+import { rejects, startGateway, startUpstream, writeTinyPNG } from './harness.mjs'
 
 const KEY = 'wxauth_session'
 let upstream, gw, S, F, L, dir, pngPath, pngBytes
@@ -89,17 +89,6 @@ async function raw(base, path, { token, body } = {}) {
 async function rawGet(base, path, token) {
   const r = await fetch(base + path, { headers: { Authorization: 'Bearer ' + token } })
   return { status: r.status, data: await r.json() }
-}
-
-async function rejects(promise, code) {
-  try {
-    await promise
-  } catch (e) {
-    assert.ok(e instanceof WxAuthError, `not a WxAuthError: ${e && e.stack}`)
-    assert.equal(e.code, code, `code: ${e.code} (${e.message})`)
-    return e
-  }
-  assert.fail(`resolved; wanted a ${code} rejection`)
 }
 
 gwTest('first use logs in, then the request carries the identity upstream', async () => {

@@ -8,6 +8,9 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import assert from 'node:assert/strict'
+
+import { WxAuthError } from '../src/index.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -196,6 +199,19 @@ export async function startGateway(sites, upstreamPort) {
     }
   }
   return gw
+}
+
+// rejects awaits promise, which must reject with a WxAuthError of this
+// code, and returns the error.
+export async function rejects(promise, code) {
+  try {
+    await promise
+  } catch (e) {
+    assert.ok(e instanceof WxAuthError, `not a WxAuthError: ${e && e.stack}`)
+    assert.equal(e.code, code, `code: ${e.code} (${e.message})`)
+    return e
+  }
+  assert.fail(`resolved; wanted a ${code} rejection`)
 }
 
 // tinyPNG writes a real 1x1 PNG (signature, IHDR, IDAT, IEND with CRCs).

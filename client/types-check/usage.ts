@@ -1,7 +1,7 @@
 // Type-checked by `tsc --noEmit` (tsconfig.json), never run: the
 // declarations as an ESM user sees them, with WeChat's official typings.
 import { createClient, WxAuthError } from 'caddy-wxauth-client'
-import type { Client, Me, PhoneNumber, Platform, Profile, RequestResult, User } from 'caddy-wxauth-client'
+import type { Client, Me, PhoneNumber, Platform, Profile, RequestResult, ScanLogin, User } from 'caddy-wxauth-client'
 
 // The real wx, as WeChat's typings declare it, is a Platform.
 const fromGlobal: Client = createClient({ base: 'https://api.example.com', platform: wx })
@@ -33,6 +33,10 @@ async function use(): Promise<void> {
   const profile: Profile = await client.updateProfile({ nickname: 'x', avatarPath: 'wxfile://tmp_1.png' })
   await client.updateProfile({ nickname: profile.nickname })
   const phone: PhoneNumber = await client.savePhone('code')
+  const scan: ScanLogin = client.scan
+  await scan.scanned('scene')
+  await client.scan.confirm(decodeURIComponent('scene'))
+  await client.scan.cancel('scene')
   await client.logout()
   await client.logout({ everywhere: true })
   void [fromGlobal, openid, first, status, hasPhone, phone.phone_number]
@@ -58,6 +62,8 @@ void client.request({ method: 'GET' })
 void client.request({ url: '/x', method: 'FETCH' })
 // @ts-expect-error savePhone takes the code string
 void client.savePhone({ code: 'x' })
+// @ts-expect-error a scan step takes the scene string
+void client.scan.confirm({ ticket: 'x' })
 // @ts-expect-error the field is avatarPath
 void client.updateProfile({ avatar: 'wxfile://tmp_1.png' })
 

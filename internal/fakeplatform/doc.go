@@ -40,6 +40,11 @@
 //	    phone codes "invalid" and "used" get errcode 40029; any other
 //	    non-empty code gets the fixed number PhoneNumber (country code
 //	    PhoneCountryCode)
+//	POST /wxa/getwxacodeunlimit
+//	    the mini-program code of a scene: a real QR code (PNG, CodePNG)
+//	    whose text is CodeContent(page, scene), so that a test or a phone
+//	    can read which ticket it is for; a scene that is empty or over 32
+//	    characters gets errcode 40169, an unknown env_version 40097
 //
 // Access tokens are only checked for being present (errcode 40001 when
 // missing). Like login codes, phone codes can be used again and again.

@@ -41,7 +41,7 @@ type Options struct {
 	//     too); an snsapi_base token gets 48001.
 	//   - Every call is counted and recorded: Calls, CodeCalls, PhoneCalls,
 	//     WebCodeCalls, LoginStats, SecretsSeen, Tokens, WebTokens,
-	//     TextChecks, ImageChecks, AuthorizeRequests, LastSessionKey.
+	//     TextChecks, ImageChecks, AuthorizeRequests, LastSessionKey, WxaCodes.
 	Stateful bool
 
 	// Scripted adds the tests' scripted answers:
@@ -58,6 +58,7 @@ type Options struct {
 	//     for text containing TextReview, unless it is also risky.
 	//   - Phone codes: numeric (countryCode as the JSON number 86), intl
 	//     (IntlPhoneNumber), busy (-1), limited (45011).
+	//   - Mini-program codes: the page PageMissing gets errcode 41030.
 	//   - The web users: the authorize page's user is the query parameter
 	//     FakeUserParam, else the one SetAuthorizeCode set, else
 	//     ScriptedWebUser; /sns/userinfo answers nickname WebNickname(user)
@@ -155,6 +156,7 @@ func (e *Engine) routes() http.Handler {
 	mux.HandleFunc("POST "+imageCheckPath, e.imageCheck)
 	mux.HandleFunc("POST "+qqImageCheckPath, e.imageCheck)
 	mux.HandleFunc("POST "+phonePath, e.phoneNumber)
+	mux.HandleFunc("POST "+wxaCodePath, e.wxaCode)
 	mux.HandleFunc("GET "+webTokenPath, e.webAccessToken)
 	mux.HandleFunc("GET "+userInfoPath, e.webUserInfo)
 	// open.weixin.qq.com's pages, which a browser visits.

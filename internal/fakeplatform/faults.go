@@ -91,6 +91,7 @@ type recording struct {
 	textChecks    []TextCheck
 	imageChecks   [][]byte
 	authorizeReqs []AuthorizeRequest
+	wxaCodes      []WxaCode
 }
 
 func newRecording() recording {

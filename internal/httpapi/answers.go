@@ -74,13 +74,13 @@ func (s *API) logResult(level zapcore.Level, op, appid, openid, result string, f
 
 // fail answers a domain service's error for op and logs its one line; it
 // returns the answer's error code, for the metrics. openid is "" when not
-// known yet (a login).
-func (s *API) fail(w http.ResponseWriter, op, appid, openid string, err error) string {
+// known yet (a login); extra are fields of op's own, such as a step.
+func (s *API) fail(w http.ResponseWriter, op, appid, openid string, err error, extra ...zap.Field) string {
 	f := failureOf(err)
 	if f.backoff {
 		s.metrics.RateLimited.WithLabelValues(op, "backoff").Inc()
 	}
-	s.logResult(f.level, op, appid, openid, f.answer.Code, f.fields...)
+	s.logResult(f.level, op, appid, openid, f.answer.Code, append(extra, f.fields...)...)
 	writeError(w, f.answer)
 	return f.answer.Code
 }

@@ -22,14 +22,15 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/metrics"
 	"github.com/wxauth/caddy-wxauth/internal/profile"
 	"github.com/wxauth/caddy-wxauth/internal/ratelimit"
+	"github.com/wxauth/caddy-wxauth/internal/scanlogin"
 	"github.com/wxauth/caddy-wxauth/internal/store"
 	"github.com/wxauth/caddy-wxauth/internal/token"
 	"github.com/wxauth/caddy-wxauth/internal/weblogin"
 )
 
 // Config is what an API is built from: the operator's choices and the
-// domain services. Every field but Limiter, OpenBase, AvatarBase and
-// TrustedOrigins must be set.
+// domain services. Every field but Limiter, OpenBase, AvatarBase,
+// TrustedOrigins and Shutdown must be set.
 type Config struct {
 	Prefix   string // the endpoints' path prefix, such as /wx
 	Sandbox  bool   // the platform is the built-in fake: its authorize page is served here
@@ -55,7 +56,12 @@ type Config struct {
 	Profiles *profile.Service
 	Web      *weblogin.Flow
 	Handoff  *handoff.Service
+	Scan     *scanlogin.Flow
 	Limiter  *ratelimit.Limiter // nil with rate_limit off
+	// Shutdown is closed when the server shuts down (a reload or a stop):
+	// long polls answer at once then, so that the shutdown need not wait
+	// for them. nil: never.
+	Shutdown <-chan struct{}
 }
 
 // API serves the endpoints and gates requests for one configuration.
@@ -77,7 +83,9 @@ type API struct {
 	profiles *profile.Service
 	web      *weblogin.Flow
 	handoff  *handoff.Service
+	scan     *scanlogin.Flow
 	limiter  *ratelimit.Limiter
+	shutdown <-chan struct{}
 	// crossOrigin refuses other origins' cookie-authenticated unsafe
 	// requests.
 	crossOrigin *http.CrossOriginProtection

@@ -28,6 +28,11 @@ const (
 	refreshCookie = cookiePrefix + "refresh"
 	// stateCookie binds a web login's state to the browser that started it.
 	stateCookie = cookiePrefix + "state"
+	// scanCookie binds scan-login tickets to the browser that asked for
+	// them: a key of the browser's own (never a ticket, which is in the
+	// code anyone near the screen can read), sent to the scan endpoints
+	// only.
+	scanCookie = cookiePrefix + "scan"
 )
 
 // refreshCookiePath is where the browser sends the refresh cookie: every

@@ -16,6 +16,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/profile"
+	"github.com/wxauth/caddy-wxauth/internal/scanlogin"
 	"github.com/wxauth/caddy-wxauth/internal/store"
 	"github.com/wxauth/caddy-wxauth/internal/userdata"
 	"github.com/wxauth/caddy-wxauth/internal/weblogin"
@@ -245,6 +246,10 @@ func failureOf(err error) failure {
 		return failure{answer: &apiError{Status: http.StatusBadRequest, Code: "invalid_code", Message: err.Error()}}
 	case webLoginError(err):
 		return failure{answer: errInvalidRequest(err.Error() + "; start the web login again")}
+	case errors.Is(err, scanlogin.ErrTicket):
+		return failure{answer: &apiError{Status: http.StatusBadRequest, Code: "invalid_code", Message: err.Error()}}
+	case errors.Is(err, scanlogin.ErrNoScanApp), errors.Is(err, scanlogin.ErrUnknownApp), errors.Is(err, scanlogin.ErrAppGone):
+		return failure{answer: errInvalidRequest(err.Error())}
 	case errors.Is(err, store.ErrStorage):
 		return failure{answer: errStorage(), level: zapcore.ErrorLevel, fields: []zap.Field{zap.Error(err)}}
 	case errors.Is(err, context.Canceled):

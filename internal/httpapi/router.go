@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/wxauth/caddy-wxauth/internal/fakeplatform"
@@ -27,6 +28,7 @@ func (s *API) routes() []route {
 	profiles := profileEndpoints{s}
 	web := webEndpoints{s}
 	handoff := handoffEndpoints{s}
+	scan := scanEndpoints{s}
 	rs := []route{
 		{"POST", "/login", sessions.login, "login"},
 		{"POST", "/refresh", sessions.refresh, "refresh"},
@@ -40,12 +42,20 @@ func (s *API) routes() []route {
 		{"POST", "/handoff", handoff.issue, "handoff"},
 		{"GET", "/web/handoff", handoff.redeem, "web/handoff"},
 		{"GET, HEAD", "/.well-known/jwks.json", s.jwks, ""},
+		{"POST", "/scan", scan.begin, "scan"},
+		// scan/wait and scan/<ticket>.png; scan/scanned, scan/confirm and
+		// scan/cancel. (One pattern: "<ticket>.png" is no ServeMux
+		// wildcard, and a literal path beside {name} would conflict.)
+		{"GET", "/scan/{name}", scan.get, ""},
+		{"POST", "/scan/{name}", scan.post, ""},
 	}
 	if s.sandbox {
 		// The sandbox's stand-ins for open.weixin.qq.com's two pages.
 		rs = append(rs,
 			route{"GET", "/web/sandbox/connect/oauth2/authorize", web.sandboxAuthorize, ""},
-			route{"GET", "/web/sandbox/connect/qrconnect", web.sandboxAuthorize, ""})
+			route{"GET", "/web/sandbox/connect/qrconnect", web.sandboxAuthorize, ""},
+			// The sandbox's phone: scan, confirm or cancel as a named user.
+			route{"POST", "/scan/sandbox/{step}", scan.sandboxStep, "scan"})
 	}
 	return rs
 }
@@ -58,25 +68,39 @@ type router struct{ mux *http.ServeMux }
 
 func newRouter(s *API) *router {
 	mux := http.NewServeMux()
+	// The methods of each path, in route order: a path may have a route
+	// per method (one handler for POSTs, another for GETs).
+	var paths []string
+	methodsOf := map[string][]string{}
+	limitOf := map[string]string{} // the path's first limited route's name
+	handle := func(pattern, limited string, h http.HandlerFunc) {
+		if limited != "" {
+			h = s.limited(limited, h)
+		}
+		mux.HandleFunc(pattern, h)
+	}
 	for _, rt := range s.routes() {
 		p := s.prefix + rt.path
-		methods := strings.Split(rt.methods, ", ")
-		handle := func(pattern string, h http.HandlerFunc) {
-			if rt.limited != "" {
-				h = s.limited(rt.limited, h)
-			}
-			mux.HandleFunc(pattern, h)
+		if methodsOf[p] == nil {
+			paths = append(paths, p)
 		}
-		for _, m := range methods {
-			handle(m+" "+p, rt.handler)
+		if limitOf[p] == "" {
+			limitOf[p] = rt.limited
 		}
-		notAllowed := func(w http.ResponseWriter, _ *http.Request) { writeError(w, errMethod(rt.methods)) }
+		for _, m := range strings.Split(rt.methods, ", ") {
+			handle(m+" "+p, rt.limited, rt.handler)
+			methodsOf[p] = append(methodsOf[p], m)
+		}
+	}
+	for _, p := range paths {
+		allow := strings.Join(methodsOf[p], ", ")
+		notAllowed := func(w http.ResponseWriter, _ *http.Request) { writeError(w, errMethod(allow)) }
 		// A GET pattern also takes HEAD, unless HEAD has one of its own.
-		if rt.methods == http.MethodGet {
-			handle(http.MethodHead+" "+p, notAllowed)
+		if slices.Contains(methodsOf[p], http.MethodGet) && !slices.Contains(methodsOf[p], http.MethodHead) {
+			handle(http.MethodHead+" "+p, limitOf[p], notAllowed)
 		}
 		// Any other method.
-		handle(p, notAllowed)
+		handle(p, limitOf[p], notAllowed)
 	}
 	return &router{mux: mux}
 }
@@ -100,7 +124,7 @@ func New(c Config) (*API, error) {
 	a := &API{
 		prefix: c.Prefix, sandbox: c.Sandbox, optional: c.Optional, openBase: c.OpenBase, avatarBase: c.AvatarBase,
 		logger: c.Logger, metrics: c.Metrics, apps: c.Apps, codec: c.Codec, store: c.Store, avatars: c.Avatars,
-		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, handoff: c.Handoff, limiter: c.Limiter,
+		gate: c.Gate, logins: c.Logins, profiles: c.Profiles, web: c.Web, handoff: c.Handoff, scan: c.Scan, limiter: c.Limiter, shutdown: c.Shutdown,
 		crossOrigin: http.NewCrossOriginProtection(),
 	}
 	if a.sandbox {

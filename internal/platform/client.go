@@ -176,6 +176,9 @@ type request struct {
 	// noRetry is for billed calls (getuserphonenumber) that must never be sent
 	// twice, not even after errcode -1.
 	noRetry bool
+	// image: the API answers an image on success and JSON only on failure
+	// (getwxacodeunlimit); out must then be an *Image.
+	image bool
 }
 
 // jsonRequest returns req as a POST of v as JSON. v is always plain data, so
@@ -252,6 +255,11 @@ func (c *Client) call(ctx context.Context, app App, req request, out any) error 
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		body, outcome, err := c.send(callCtx, ctx, timeout, app, req)
+		if img, ok := out.(*Image); ok && err == nil && req.image && imageType(body) != "" {
+			c.observe(req.api, app.AppID, "0", time.Since(start))
+			img.ContentType, img.Data = imageType(body), body
+			return nil
+		}
 		var v verdict
 		if err == nil {
 			v = read(req, app, body)
@@ -268,6 +276,9 @@ func (c *Client) call(ctx context.Context, app App, req request, out any) error 
 		}
 		if err != nil {
 			return err
+		}
+		if req.image {
+			return unavailable(req.api, "the platform answered JSON without an error and without the image; try again later")
 		}
 		if err := json.Unmarshal(v.payload, out); err != nil {
 			return unavailable(req.api, "the platform's answer has fields of the wrong type; try again later")
@@ -357,6 +368,9 @@ func (c *Client) send(callCtx, parent context.Context, timeout time.Duration, ap
 		return nil, "transport", unavailable(req.api, "the app's API base URL is not an http or https URL; the operator should fix api_base")
 	}
 	httpReq.Header.Set("Accept", "application/json")
+	if req.image {
+		httpReq.Header.Set("Accept", "image/*, application/json")
+	}
 	if req.contentType != "" {
 		httpReq.Header.Set("Content-Type", req.contentType)
 	}

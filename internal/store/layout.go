@@ -20,7 +20,7 @@ import (
 //	wxauth/users/<t2>/<appid>/<openid>.json             users (t2: 2 characters of the user's tag)
 //	wxauth/sessions/<t2>/<tag>/<id>.json                sessions, a folder per user
 //	wxauth/expiry/<hour>/<t1>/<appid>.<openid>.json     an entry per user, in the hour the sweep is to look at them (t1: 1 character of the user's tag)
-//	wxauth/codes/<hour>/<h2>/<hash>.json                codes, web states, tickets, in the hour they were made (h2: 2 characters of the hash)
+//	wxauth/codes/<hour>/<h2>/<hash>.json                codes, web states, tickets (handoff, scan, with their images), in the hour they were made (h2: 2 characters of the hash)
 //	wxauth/revoked/<10s>/<id>.<until>.json              revocations, in the 10 seconds they were made in, until (Unix seconds) in the name
 //	wxauth/layout.json                                  the layout version, once records of older layouts are moved
 //

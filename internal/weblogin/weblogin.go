@@ -7,7 +7,6 @@ package weblogin
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/store"
+	"github.com/wxauth/caddy-wxauth/internal/token"
 )
 
 // StateLifetime is how long a browser may take on the authorize page. QR
@@ -246,16 +246,4 @@ func SafeNext(next string) string {
 }
 
 // newState returns a fresh random state for the authorize page.
-func newState() (string, error) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	var b [stateLength]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	for i := range b {
-		// 256 = 4*62 + 8: the slight bias toward the first 8 letters costs
-		// well under a bit of the state's 190.
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:]), nil
-}
+func newState() (string, error) { return token.RandomAlnum(stateLength) }

@@ -168,6 +168,8 @@ func (g *gateway) writePages() {
 	}
 	// The gateway's own page: the tests run their fetch() calls in it.
 	write("own/static/page.html", "<!doctype html><title>own page</title><p>The site's own page.</p>")
+	// The site's scan login page (scan_test.go).
+	write("own/static/scan.html", scanPage)
 	for name, form := range attackerPages {
 		write("attacker/"+name, "<!doctype html><title>attacker</title>\n"+form+
 			"\n<script>document.forms[0].submit()</script>\n")

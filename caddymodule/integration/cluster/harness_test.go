@@ -198,6 +198,8 @@ type nodeConfig struct {
 	Block string
 	// Extra is site directives after wxauth, before reverse_proxy.
 	Extra string
+	// App is extra lines inside the test app's block (scan_login, ...).
+	App string
 }
 
 // syncBlock makes a node read revocations from storage every second, so
@@ -280,6 +282,7 @@ http://127.0.0.1:%d {
 	wxauth {
 		app %s {
 			secret {env.%s}
+			%s
 		}
 		api_base %s
 		platform_timeout 2s
@@ -290,7 +293,7 @@ http://127.0.0.1:%d {
 		header_up X-Test-Node %s
 	}
 }
-`, n.adminAddr, n.c.storage, n.logPath, n.port, testAppID, secretEnv, n.c.platform.URL,
+`, n.adminAddr, n.c.storage, n.logPath, n.port, testAppID, secretEnv, cfg.App, n.c.platform.URL,
 		cfg.Block, cfg.Extra, strings.TrimPrefix(n.c.upstream.URL, "http://"), n.name)
 }
 
