@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -175,5 +176,40 @@ func TestJWKS(t *testing.T) {
 	}
 	if strings.Contains(string(none.Body), testSigningKey) {
 		t.Fatal("the signing key was published")
+	}
+}
+
+// A cookie session begun by a handoff renews like a web login's, on a
+// gateway with no web app: a page load with the expired access cookie
+// goes through /wx/web/login, whose refresh cookie brings it straight
+// back with a new one.
+func TestHandoffSessionRenewsWithoutAWebApp(t *testing.T) {
+	g := startGateway(t, gatewayConfig{Block: defaultBlock + "\t\taccess_ttl 1s\n"})
+	amy := g.login("handoff-renew")
+	r := g.do(http.MethodPost, "/wx/handoff", nil, bearer(amy.AccessToken)...)
+	var ticket struct{ Ticket string }
+	if err := json.Unmarshal(r.Body, &ticket); err != nil {
+		t.Fatal(err)
+	}
+	page := g.do(http.MethodGet, "/wx/web/handoff?next=/page&ticket="+url.QueryEscape(ticket.Ticket), nil)
+	cookies := cookiesOf(page)
+	time.Sleep(2100 * time.Millisecond) // the access token expires
+
+	load := g.do(http.MethodGet, "/page", nil, "Accept", "text/html", "Cookie", "wxauth_token="+cookies["wxauth_token"])
+	if load.Status != http.StatusFound || !strings.HasPrefix(load.Header.Get("Location"), "/wx/web/login?next=") {
+		t.Fatalf("a page load with the expired cookie: %d to %q, want the trip through /wx/web/login", load.Status, load.Header.Get("Location"))
+	}
+	back := g.do(http.MethodGet, load.Header.Get("Location"), nil, "Cookie", "wxauth_refresh="+cookies["wxauth_refresh"])
+	renewed := cookiesOf(back)
+	if back.Status != http.StatusFound || back.Header.Get("Location") != "/page" || renewed["wxauth_token"] == "" {
+		t.Fatalf("the refresh cookie's trip: %d to %q, cookies %v; want straight back with a new access cookie: %s",
+			back.Status, back.Header.Get("Location"), renewed, back.Body)
+	}
+	if ok := g.get("/page", "", "Cookie", "wxauth_token="+renewed["wxauth_token"]); ok.Status != http.StatusOK {
+		t.Errorf("the renewed cookie: %d", ok.Status)
+	}
+	// An API request with the expired cookie still gets its 401.
+	if api := g.get("/api", "", "Cookie", "wxauth_token="+cookies["wxauth_token"]); api.Status != http.StatusUnauthorized {
+		t.Errorf("an API request with the expired cookie: %d, want 401", api.Status)
 	}
 }

@@ -21,12 +21,10 @@ type webEndpoints struct{ svc *API }
 func (e webEndpoints) login(w http.ResponseWriter, r *http.Request) {
 	s := e.svc
 	q := r.URL.Query()
-	app, err := s.web.App(q.Get("appid"), r.UserAgent())
-	if err != nil {
-		writeError(w, failureOf(err).answer)
-		return
-	}
 	next := weblogin.SafeNext(q.Get("next"))
+	// A browser with a live refresh cookie comes straight back, whichever
+	// way its cookie session began: a web login, a web-view handoff or a
+	// scan login (the last two need no web app).
 	if c, err := r.Cookie(refreshCookie); err == nil && c.Value != "" {
 		res, err := s.refresh(r, c.Value) // logged and counted like POST refresh
 		if err == nil {
@@ -40,7 +38,14 @@ func (e webEndpoints) login(w http.ResponseWriter, r *http.Request) {
 			writeError(w, failureOf(err).answer)
 			return
 		}
-		s.clearRefreshCookie(w)
+		// Ended or unknown: the browser logs in anew (or, with no web
+		// app, gets 401s for a while instead of coming back here).
+		s.clearSessionCookies(w)
+	}
+	app, err := s.web.App(q.Get("appid"), r.UserAgent())
+	if err != nil {
+		writeError(w, failureOf(err).answer)
+		return
 	}
 	start, err := s.web.Begin(r.Context(), app, next, s.openBaseFor(r), s.callbackURL(r), s.sandboxUser(r))
 	if err != nil {
@@ -90,9 +95,12 @@ func (e webEndpoints) sandboxAuthorize(w http.ResponseWriter, r *http.Request) {
 // webLoginRedirect answers a browser the gate refuses with a trip through
 // the web login and back, where that makes sense: a page load (GET or
 // HEAD asking for HTML) with no Authorization header, on a gateway with a
-// web app. API clients keep getting the 401.
+// web app, or from a browser that has a cookie session (begun by a
+// web-view handoff or a scan login: its refresh cookie renews it there).
+// API clients keep getting the 401.
 func (s *API) webLoginRedirect(w http.ResponseWriter, r *http.Request) bool {
-	if len(s.apps.web) == 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead) ||
+	_, cookieErr := r.Cookie(tokenCookie)
+	if (len(s.apps.web) == 0 && cookieErr != nil) || (r.Method != http.MethodGet && r.Method != http.MethodHead) ||
 		r.Header.Get("Authorization") != "" || !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		return false
 	}
