@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"strings"
 	"time"
@@ -78,17 +77,14 @@ func (s *Store) Migrate(ctx context.Context, now time.Time) (MigrateStats, error
 // In the new layout users/ holds folders of folders; a folder holding
 // records is an app's of the old one.
 func (s *Store) migrateUsers(ctx context.Context, now time.Time, stats *MigrateStats) error {
-	tops, err := s.storage.List(ctx, usersDir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	tops, err := s.list(ctx, usersDir)
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", usersDir, err)
+		return err
 	}
 	for _, top := range tops {
-		keys, err := s.storage.List(ctx, top, false)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("listing %s: %w", top, err)
+		keys, err := s.list(ctx, top)
+		if err != nil {
+			return err
 		}
 		for _, key := range keys {
 			if !isRecordKey(key) {
@@ -116,12 +112,9 @@ func (s *Store) migrateUsers(ctx context.Context, now time.Time, stats *MigrateS
 
 // migrateSessions moves sessions/<id>.json into their users' folders.
 func (s *Store) migrateSessions(ctx context.Context, stats *MigrateStats) error {
-	keys, err := s.storage.List(ctx, sessionsDir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	keys, err := s.list(ctx, sessionsDir)
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", sessionsDir, err)
+		return err
 	}
 	for _, key := range keys {
 		if !isRecordKey(key) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io/fs"
 	"path"
 	"strconv"
 	"strings"
@@ -169,8 +168,8 @@ func (r *Revocations) Sync(ctx context.Context, records *Store, now time.Time) e
 	var folders []string
 	full := r.full.IsZero() || now.Sub(r.full) >= fullSyncEvery || now.Before(r.last)
 	if full {
-		keys, err := records.storage.List(ctx, revokedDir, false)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		keys, err := records.list(ctx, revokedDir)
+		if err != nil {
 			return err
 		}
 		present := make(map[string]bool, len(keys))
@@ -201,8 +200,8 @@ func (r *Revocations) Sync(ctx context.Context, records *Store, now time.Time) e
 		}
 	}
 	for _, name := range folders {
-		entries, err := records.storage.List(ctx, revokedDir+"/"+name, false)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		entries, err := records.list(ctx, revokedDir+"/"+name)
+		if err != nil {
 			return err
 		}
 		for _, e := range entries {

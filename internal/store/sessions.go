@@ -248,12 +248,9 @@ func (s *Store) UserSessions(ctx context.Context, appid, openid string) ([]*Sess
 // sessionsIn reads the sessions of (appid, openid) in a folder. A pointer
 // left at a moved session's old key is not a session.
 func (s *Store) sessionsIn(ctx context.Context, dir, appid, openid string) ([]*Session, error) {
-	keys, err := s.storage.List(ctx, dir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	keys, err := s.list(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", dir, err)
+		return nil, err
 	}
 	var out []*Session
 	for _, key := range keys {

@@ -75,6 +75,18 @@ func (s *Store) loadRaw(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
+// list is the keys directly in dir; a folder that is not there is empty.
+func (s *Store) list(ctx context.Context, dir string) ([]string, error) {
+	keys, err := s.storage.List(ctx, dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	return keys, nil
+}
+
 func (s *Store) save(ctx context.Context, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {

@@ -117,12 +117,9 @@ func (s *Store) hourBuckets(ctx context.Context, dir string, through int64, afte
 		}
 		return over, nil, max(last, through), nil
 	}
-	keys, err := s.storage.List(ctx, dir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, last, nil
-	}
+	keys, err := s.list(ctx, dir)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("listing %s: %w", dir, err)
+		return nil, nil, 0, err
 	}
 	for _, key := range keys {
 		name := path.Base(key)
@@ -157,12 +154,9 @@ func sweptThrough(buckets []string, errs []error, last, before int64) int64 {
 // before now plus after, and the records of an older layout directly in
 // dir.
 func (s *Store) revocationBuckets(ctx context.Context, dir string, after time.Duration, now time.Time) (over, legacy []string, err error) {
-	keys, err := s.storage.List(ctx, dir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
+	keys, err := s.list(ctx, dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing %s: %w", dir, err)
+		return nil, nil, err
 	}
 	for _, key := range keys {
 		name := path.Base(key)
@@ -181,12 +175,9 @@ func (s *Store) revocationBuckets(ctx context.Context, dir string, after time.Du
 // then removes the folder (what is left in it: a storage keeps empty
 // folders otherwise). fn deletes what it decides to.
 func (s *Store) eachRecord(ctx context.Context, dir string, fn func(key string) error) error {
-	keys, err := s.storage.List(ctx, dir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	keys, err := s.list(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", dir, err)
+		return err
 	}
 	if len(keys) == 0 {
 		return nil
@@ -231,12 +222,9 @@ func (s *Store) eachRecord(ctx context.Context, dir string, fn func(key string) 
 // in sub-folders (so that no folder grows with the traffic of an hour):
 // every sub-folder's records, then the hour's folder.
 func (s *Store) eachRecordBelow(ctx context.Context, dir string, fn func(key string) error) error {
-	subs, err := s.storage.List(ctx, dir, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	subs, err := s.list(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", dir, err)
+		return err
 	}
 	if len(subs) == 0 {
 		return nil
@@ -395,8 +383,8 @@ func (s *Store) sweepRevocations(ctx context.Context, now time.Time, stats *Swee
 	}
 	var errs []error
 	for _, bucket := range buckets {
-		keys, err := s.storage.List(ctx, bucket, false)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		keys, err := s.list(ctx, bucket)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -143,42 +142,19 @@ func TestConcurrentDoubleRefresh(t *testing.T) {
 	winners := 0
 	for round := range 5 {
 		s := a.login("double-" + string(rune('a'+round)))
-		// Open a kept-alive connection to each node first, so both requests
-		// leave without a TCP handshake in the way.
-		a.get("/warm", "")
-		b.get("/warm", "")
-
 		body := jsonBody(t, map[string]string{"refresh_token": s.RefreshToken})
-		var (
-			start   = make(chan struct{})
-			ready   sync.WaitGroup
-			done    sync.WaitGroup
-			answers = make([]*response, len(nodes))
-			errs    = make([]error, len(nodes))
-		)
+		reqs := make([]*http.Request, len(nodes))
 		for i, n := range nodes {
 			req, err := n.request(http.MethodPost, "/wx/refresh", body, "Content-Type", "application/json")
 			if err != nil {
 				t.Fatal(err)
 			}
-			ready.Add(1)
-			done.Add(1)
-			go func() {
-				defer done.Done()
-				ready.Done()
-				<-start
-				answers[i], errs[i] = n.send(req)
-			}()
+			reqs[i] = req
 		}
-		ready.Wait()
-		close(start)
-		done.Wait()
+		answers := sendAtOnce(t, nodes, reqs)
 
 		ok := 0
 		for i, r := range answers {
-			if errs[i] != nil {
-				t.Fatalf("round %d: node %s: %v", round, nodes[i].name, errs[i])
-			}
 			switch r.Status {
 			case http.StatusOK:
 				ok++

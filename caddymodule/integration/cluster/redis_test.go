@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,43 +77,6 @@ func (n *node) logHas(s string) []string {
 		}
 	}
 	return lines
-}
-
-// sendAtOnce sends reqs[i] to nodes[i], all at the same moment: each node
-// first gets a request that leaves a kept-alive connection open, so no
-// request waits for a TCP handshake, and the goroutines start together
-// from a barrier.
-func sendAtOnce(t *testing.T, nodes []*node, reqs []*http.Request) []*response {
-	t.Helper()
-	for _, n := range nodes {
-		n.get("/warm", "")
-	}
-	var (
-		start   = make(chan struct{})
-		ready   sync.WaitGroup
-		done    sync.WaitGroup
-		answers = make([]*response, len(reqs))
-		errs    = make([]error, len(reqs))
-	)
-	for i, req := range reqs {
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			answers[i], errs[i] = nodes[i].send(req)
-		}()
-	}
-	ready.Wait()
-	close(start)
-	done.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("node %s: %s %s: %v", nodes[i].name, reqs[i].Method, reqs[i].URL.Path, err)
-		}
-	}
-	return answers
 }
 
 // A token made by any of three nodes on one Redis passes the gate of every
