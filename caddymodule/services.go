@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -101,115 +100,6 @@ func build(ctx caddy.Context, h *Handler) (api *httpapi.API, held []func() error
 	c.Shutdown = serverShutdown(ctx)
 	api, err = httpapi.New(c)
 	return api, held, err
-}
-
-// resolveApps turns the apps' configuration into what the platform client
-// needs, replacing placeholders in the secrets.
-func resolveApps(h *Handler, repl *caddy.Replacer) (*httpapi.Apps, error) {
-	list := make([]httpapi.App, 0, len(h.Apps))
-	for _, ac := range h.Apps {
-		kind, err := ac.kind()
-		if err != nil {
-			return nil, fmt.Errorf("app %s: %w", ac.AppID, err)
-		}
-		app := httpapi.App{App: platform.App{AppID: ac.AppID, Kind: kind, APIBase: ac.APIBase},
-			NoContentCheck: ac.ContentCheck != nil && !*ac.ContentCheck}
-		if kind.IsWeb() {
-			app.Scope = ac.webScope()
-		}
-		if app.APIBase == "" {
-			app.APIBase = h.APIBase
-		}
-		if !h.Sandbox && kind != platform.Alipay {
-			if app.Secret = repl.ReplaceKnown(ac.Secret, ""); app.Secret == "" {
-				return nil, fmt.Errorf("app %s has no secret%s; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID, unresolved(ac.Secret))
-			}
-		}
-		if err := resolveKeys(h.Sandbox, ac, kind, repl, &app.App); err != nil {
-			return nil, fmt.Errorf("app %s: %w", ac.AppID, err)
-		}
-		list = append(list, app)
-	}
-	return httpapi.NewApps(list), nil
-}
-
-// unresolved is the hint for a placeholder that resolved to nothing.
-func unresolved(configured string) string {
-	if strings.Contains(configured, "{") {
-		return fmt.Sprintf(" (%s resolved to nothing: is the variable or file there?)", configured)
-	}
-	return ""
-}
-
-// resolveKeys gives an Alipay or Douyin app its keys: the sandbox's (which
-// the in-process fake platform holds too), or the configured ones with
-// their placeholders replaced. An error names the option and what is
-// wrong, never the key.
-func resolveKeys(sandbox bool, ac AppConfig, kind platform.Kind, repl *caddy.Replacer, app *platform.App) error {
-	if kind != platform.Alipay && kind != platform.Douyin {
-		return nil
-	}
-	if sandbox {
-		keys := fakeplatform.SandboxKeys()
-		app.PrivateKey = keys.App
-		if kind == platform.Alipay {
-			app.PlatformPublicKey = &keys.Alipay.PublicKey
-		}
-		return nil
-	}
-	private := repl.ReplaceKnown(ac.PrivateKey, "")
-	if ac.PrivateKey != "" && private == "" {
-		return fmt.Errorf("private_key is empty%s", unresolved(ac.PrivateKey))
-	}
-	var err error
-	if app.PrivateKey, err = privateKeyOf(private); err != nil {
-		return err
-	}
-	if kind != platform.Alipay {
-		return nil
-	}
-	public := repl.ReplaceKnown(ac.AlipayPublicKey, "")
-	if public == "" {
-		return fmt.Errorf("alipay_public_key is empty%s", unresolved(ac.AlipayPublicKey))
-	}
-	app.PlatformPublicKey, err = publicKeyOf(public)
-	return err
-}
-
-// platformNotes are what the startup log says about apps whose platform
-// lacks something the gateway offers elsewhere.
-func platformNotes(h *Handler) []string {
-	var notes []string
-	for _, ac := range h.Apps {
-		kind, _ := ac.kind()
-		checks := ac.ContentCheck == nil || *ac.ContentCheck
-		if checks && !kind.ChecksImages() {
-			notes = append(notes, fmt.Sprintf("app %s: %s offers no image content check for mini programs, so uploaded avatars "+
-				"are stored unchecked (content_check covers nicknames only)", ac.AppID, kind.Name()))
-		}
-		switch {
-		case kind == platform.Alipay || kind == platform.Baidu:
-			notes = append(notes, fmt.Sprintf("app %s: %s has no server API that trades a phone code for the number, "+
-				"so POST %s/phone refuses its users", ac.AppID, kind.Name(), h.prefix()))
-		case kind == platform.Douyin && ac.PrivateKey == "" && !h.Sandbox:
-			notes = append(notes, fmt.Sprintf("app %s: no private_key, so POST %s/phone refuses its users "+
-				"(Douyin encrypts phone numbers with the app's public key)", ac.AppID, h.prefix()))
-		}
-	}
-	return notes
-}
-
-// scanApps are the apps with scan_login, in configuration order.
-func scanApps(h *Handler, apps *httpapi.Apps) []scanlogin.App {
-	var list []scanlogin.App
-	for _, ac := range h.Apps {
-		if ac.ScanLogin == nil {
-			continue
-		}
-		app, _ := apps.Lookup(ac.AppID)
-		list = append(list, scanlogin.App{App: app, Page: ac.ScanLogin.Page, EnvVersion: ac.ScanLogin.EnvVersion})
-	}
-	return list
 }
 
 // serverShutdown is closed when the server this handler is provisioned in
@@ -319,4 +209,70 @@ func release(held []func() error) error {
 		errs = append(errs, held[i]())
 	}
 	return errors.Join(errs...)
+}
+
+// resolveApps turns the apps' configuration into what the platform client
+// needs, replacing placeholders in the secrets.
+func resolveApps(h *Handler, repl *caddy.Replacer) (*httpapi.Apps, error) {
+	list := make([]httpapi.App, 0, len(h.Apps))
+	for _, ac := range h.Apps {
+		kind, err := ac.kind()
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", ac.AppID, err)
+		}
+		app := httpapi.App{App: platform.App{AppID: ac.AppID, Kind: kind, APIBase: ac.APIBase},
+			NoContentCheck: ac.ContentCheck != nil && !*ac.ContentCheck}
+		if kind.IsWeb() {
+			app.Scope = ac.webScope()
+		}
+		if app.APIBase == "" {
+			app.APIBase = h.APIBase
+		}
+		if !h.Sandbox && kind != platform.Alipay {
+			if app.Secret = repl.ReplaceKnown(ac.Secret, ""); app.Secret == "" {
+				return nil, fmt.Errorf("app %s has no secret%s; set `secret` (e.g. secret {env.WX_SECRET}) or use `sandbox` for development", ac.AppID, unresolved(ac.Secret))
+			}
+		}
+		if err := resolveKeys(h.Sandbox, ac, kind, repl, &app.App); err != nil {
+			return nil, fmt.Errorf("app %s: %w", ac.AppID, err)
+		}
+		list = append(list, app)
+	}
+	return httpapi.NewApps(list), nil
+}
+
+// platformNotes are what the startup log says about apps whose platform
+// lacks something the gateway offers elsewhere.
+func platformNotes(h *Handler) []string {
+	var notes []string
+	for _, ac := range h.Apps {
+		kind, _ := ac.kind()
+		checks := ac.ContentCheck == nil || *ac.ContentCheck
+		if checks && !kind.ChecksImages() {
+			notes = append(notes, fmt.Sprintf("app %s: %s offers no image content check for mini programs, so uploaded avatars "+
+				"are stored unchecked (content_check covers nicknames only)", ac.AppID, kind.Name()))
+		}
+		switch {
+		case kind == platform.Alipay || kind == platform.Baidu:
+			notes = append(notes, fmt.Sprintf("app %s: %s has no server API that trades a phone code for the number, "+
+				"so POST %s/phone refuses its users", ac.AppID, kind.Name(), h.prefix()))
+		case kind == platform.Douyin && ac.PrivateKey == "" && !h.Sandbox:
+			notes = append(notes, fmt.Sprintf("app %s: no private_key, so POST %s/phone refuses its users "+
+				"(Douyin encrypts phone numbers with the app's public key)", ac.AppID, h.prefix()))
+		}
+	}
+	return notes
+}
+
+// scanApps are the apps with scan_login, in configuration order.
+func scanApps(h *Handler, apps *httpapi.Apps) []scanlogin.App {
+	var list []scanlogin.App
+	for _, ac := range h.Apps {
+		if ac.ScanLogin == nil {
+			continue
+		}
+		app, _ := apps.Lookup(ac.AppID)
+		list = append(list, scanlogin.App{App: app, Page: ac.ScanLogin.Page, EnvVersion: ac.ScanLogin.EnvVersion})
+	}
+	return list
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -163,4 +164,25 @@ func parseRevocation(key string) (id string, until time.Time, ok bool) {
 // it, then renames that).
 func isRecordKey(key string) bool {
 	return strings.HasSuffix(path.Base(key), ".json")
+}
+
+// LayoutVersion is the layout of this version's records (see layout.go).
+const LayoutVersion = 2
+
+type layoutRecord struct {
+	Version  int       `json:"version"`
+	Migrated time.Time `json:"migrated"`
+}
+
+// migrated reports whether the records of older layouts are known to be
+// moved (cached once true).
+func (s *Store) migrated(ctx context.Context) bool {
+	if s.layoutCurrent.Load() {
+		return true
+	}
+	var l layoutRecord
+	if s.load(ctx, layoutKey, &l) == nil && l.Version >= LayoutVersion {
+		s.layoutCurrent.Store(true)
+	}
+	return s.layoutCurrent.Load()
 }

@@ -10,34 +10,13 @@ import (
 	"time"
 )
 
-// LayoutVersion is the layout of this version's records (see layout.go).
-const LayoutVersion = 2
-
 // migrateLockName is held by the node that moves older records.
 const migrateLockName = Prefix + "/migrate"
-
-type layoutRecord struct {
-	Version  int       `json:"version"`
-	Migrated time.Time `json:"migrated"`
-}
 
 // MigrateStats says what a migration moved.
 type MigrateStats struct {
 	Users    int // user records moved into their hash folders
 	Sessions int // sessions moved into their users' folders
-}
-
-// migrated reports whether the records of older layouts are known to be
-// moved (cached once true).
-func (s *Store) migrated(ctx context.Context) bool {
-	if s.layoutCurrent.Load() {
-		return true
-	}
-	var l layoutRecord
-	if s.load(ctx, layoutKey, &l) == nil && l.Version >= LayoutVersion {
-		s.layoutCurrent.Store(true)
-	}
-	return s.layoutCurrent.Load()
 }
 
 // Migrate moves the records of the layout before this one, once for the

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -156,5 +157,24 @@ func BenchmarkSweepExpired100k(b *testing.B) {
 		if err != nil || stats.Sessions != 100_000 || stats.Users != 100_000 {
 			b.Fatalf("sweep: %+v, %v", stats, err)
 		}
+	}
+}
+
+// BenchmarkRevocationsMemory250k is the heap a node spends on knowing 250k
+// revoked sessions (no storage: what Sync and Add keep).
+func BenchmarkRevocationsMemory250k(b *testing.B) {
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := NewRevocations()
+		for i := range 250_000 {
+			id, _ := NewSessionID("wxbench", fmt.Sprintf("o%d", i))
+			r.Add(id, benchNow.Add(time.Duration(i)*time.Millisecond))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/250_000, "heap-B/revocation")
+		runtime.KeepAlive(r)
 	}
 }

@@ -111,3 +111,11 @@ func concurrently(fns ...func() error) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// remove deletes a key; one that is gone already is fine.
+func (s *Store) remove(ctx context.Context, key string) error {
+	if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	return nil
+}
