@@ -653,3 +653,34 @@ func TestUserSessions(t *testing.T) {
 		t.Errorf("UserSessions(nobody) = %v, %v", none, err)
 	}
 }
+
+// The store lists Caddy's file storage by reading the folder, not through
+// its List: the keys must be exactly List's, in List's order, for folders
+// with records and sub-folders, a folder that is not there and a key that
+// is a record.
+func TestListFolderIsFileStorageList(t *testing.T) {
+	files := &certmagic.FileStorage{Path: t.TempDir()}
+	ctx := context.Background()
+	for _, key := range []string{"a/b/2.json", "a/b/10.json", "a/b/c/d.json", "a/b/Z.json", "a/e.json", "a/b/.hidden"} {
+		if err := files.Store(ctx, key, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := NewStore(files)
+	for _, dir := range []string{"a", "a/b", "a/b/", "a/b/c", "a/missing", "a/e.json"} {
+		want, err := files.List(ctx, dir, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			want, err = nil, nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.list(ctx, dir)
+		if err != nil {
+			t.Fatalf("list(%q): %v", dir, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("list(%q) = %q, FileStorage.List = %q", dir, got, want)
+		}
+	}
+}
