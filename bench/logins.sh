@@ -2,7 +2,7 @@
 # bench/logins.sh: logins per second on Redis storage next to file storage,
 # measured side by side in one run (issue 14: target ≥ 2× on Redis).
 #
-#   bench/logins.sh 2>&1 | tee bench/results/logins.txt   # about 3 minutes
+#   bench/logins.sh 2>&1 | tee bench/results/logins.txt   # about 2 minutes
 #   ROUNDS=3 DURATION=10s bench/logins.sh
 #
 # One Caddy binary with wxauth and caddy-storage-redis (built from the

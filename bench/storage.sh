@@ -3,7 +3,7 @@
 # Benchmark*250k, *1M and *100k in internal/store) on file storage and on
 # Redis, one after the other on the same machine.
 #
-#   bench/storage.sh 2>&1 | tee bench/results/storage.txt   # about 25 minutes
+#   bench/storage.sh 2>&1 | tee bench/results/storage.txt   # about 35 minutes
 #   STORAGES=redis BENCH=FirstSync bench/storage.sh           # one of them
 #
 # The benchmarks write their records first (outside the timing), the way the
@@ -89,12 +89,13 @@ run_redis() {
 		import _ "github.com/pberkel/caddy-storage-redis"
 	GO
 	printf '{"Replace":{"%s":"%s"}}\n' "$ROOT/internal/store/zz_link_redis_test.go" "$WORK/link_redis_test.go" >"$WORK/overlay.json"
-	(cd "$mod" && GOWORK=off GOFLAGS=-mod=mod go mod tidy)
+	(cd "$mod" && GOWORK=off GOFLAGS=-mod=mod go mod tidy 2>"$WORK/tidy.log") || die "go mod tidy in $mod: $(cat "$WORK/tidy.log")"
 	for b in $BENCH; do
 		redis-cli -p "$port" flushall >/dev/null
 		(cd "$mod" && GOWORK=off GOFLAGS=-mod=mod WXAUTH_BENCH_STORAGE=redis WXAUTH_REDIS_ADDR=127.0.0.1:$port \
 			go test -overlay "$WORK/overlay.json" -run '^$' -bench "Benchmark[A-Za-z]*$b" -benchtime "$(benchtime "$b")" \
-			-timeout 120m github.com/wxauth/caddy-wxauth/internal/store) | grep -v '^\(goos\|goarch\|pkg\|cpu\|PASS\|ok\)'
+			-timeout 120m github.com/wxauth/caddy-wxauth/internal/store 2>&1) |
+			grep -v '^\(goos\|goarch\|pkg\|cpu\|PASS\|ok\|go: downloading\)' | grep -v 'INFO.*caddy-storage-redis'
 		if [ "$b" = SweepNothingExpired ]; then
 			say "redis after it: $(redis-cli -p "$port" dbsize) keys, $(redis-cli -p "$port" info memory | tr -d '\r' | grep -E '^used_memory(_dataset)?:' | tr '\n' ' ')"
 		fi
